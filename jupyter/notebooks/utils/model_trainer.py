@@ -1,0 +1,291 @@
+"""Train a scikit-learn pipeline on the penguin contract and write its artifacts.
+
+`ModelTrainer` is the single place where training artifacts are written:
+
+- ``{models_dir}/{name}_model.pkl``: the fitted ``Pipeline`` (joblib). It takes a float64
+  NumPy array whose columns are ``penguin_contract.FEATURES`` in that order, and predicts
+  species codes (1 Adelie, 2 Chinstrap, 3 Gentoo).
+- ``{report_dir}/{name}_confusion_matrix.png``: the test-set confusion matrix.
+- ``report_path`` (``model_metrics.pkl``): a pickled pandas DataFrame with one row per model,
+  columns ``penguin_contract.REPORT_COLUMNS``. The row holds the metrics *and* the metadata
+  a server needs to trust and describe the model (trained_at, scikit-learn version, sha256
+  of the pickle, feature names, classes, estimator and its parameters): there is no sidecar.
+
+Every file is written atomically (temporary file + ``os.replace``), and the report's
+read-modify-write holds a file lock, so concurrent trainers lose no row.
+"""
+
+import hashlib
+import io
+import json
+import os
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+import pandas as pd
+import seaborn as sns
+import sklearn
+from filelock import FileLock
+from matplotlib.figure import Figure
+from sklearn.base import BaseEstimator, clone
+from sklearn.metrics import (
+    accuracy_score,
+    classification_report,
+    confusion_matrix,
+    precision_recall_fscore_support,
+)
+from sklearn.pipeline import Pipeline
+
+from penguin_contract import (
+    FEATURES,
+    METRIC_COLUMNS,
+    REPORT_COLUMNS,
+    SPECIES,
+    atomic_write_bytes,
+    model_filename,
+    normalize_model_name,
+)
+
+DEFAULT_MODELS_DIR = "/app/models"
+DEFAULT_REPORT_PATH = "/app/report/model_metrics.pkl"
+CONFUSION_MATRIX_SUFFIX = "_confusion_matrix.png"
+REPORT_LOCK_TIMEOUT_S = 120
+
+SPECIES_CODES = list(SPECIES)
+SPECIES_NAMES = list(SPECIES.values())
+
+
+class ReportError(RuntimeError):
+    """The existing report cannot be read; it is left untouched rather than overwritten."""
+
+
+class ModelTrainer:
+    """Fit, evaluate and save penguin classifiers; keep one report row per model."""
+
+    def __init__(
+        self,
+        models_dir: str | Path | None = None,
+        report_path: str | Path | None = None,
+    ) -> None:
+        self.models_dir = Path(models_dir or os.environ.get("MODELS_DIR") or DEFAULT_MODELS_DIR)
+        self.report_path = Path(report_path or os.environ.get("REPORT_PATH") or DEFAULT_REPORT_PATH)
+        self.models_dir.mkdir(parents=True, exist_ok=True)
+        self.report_path.parent.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def report_dir(self) -> Path:
+        return self.report_path.parent
+
+    def train_and_save(
+        self,
+        name: str,
+        estimator: BaseEstimator,
+        X_train,
+        X_test,
+        y_train,
+        y_test,
+        scaler: BaseEstimator | None = None,
+    ) -> dict[str, Any]:
+        """Fit ``[scaler,] estimator`` on the training split, evaluate it, save everything.
+
+        ``name`` is lower-cased and validated by the contract (``ValueError`` for names that
+        could escape the models directory, and for the reserved ``best``) before any work.
+        ``X_*`` are DataFrames holding the contract's FEATURES columns (any order, extra
+        columns ignored) or 2-D arrays with exactly those columns in contract order.
+        ``y_*`` are species codes. ``estimator`` and ``scaler`` are cloned: the caller's
+        objects stay unfitted and can be reused.
+
+        Returns the metrics, the metadata stored in the report row and the paths written.
+        """
+        name = normalize_model_name(name)
+        X_train, X_test = feature_matrix(X_train), feature_matrix(X_test)
+        y_train, y_test = species_codes(y_train), species_codes(y_test)
+        read_report(self.report_path)  # fail before writing anything if the report is unreadable
+
+        pipeline = build_pipeline(estimator, scaler).fit(X_train, y_train)
+        y_pred = pipeline.predict(X_test)
+        metrics = evaluate(pipeline, X_train, y_train, y_test, y_pred)
+        png_path = self._report_test_results(name, y_test, y_pred)
+        model_path, pickle_bytes = self._save_pipeline(name, pipeline)
+        row = {"model": name, **metrics, **metadata(pipeline, pickle_bytes)}
+        self._upsert_report_row(row)
+        print(f"Saved {model_path} and its row in {self.report_path}")
+        return {
+            **row,
+            "model_path": str(model_path),
+            "report_path": str(self.report_path),
+            "confusion_matrix_path": str(png_path),
+        }
+
+    def _report_test_results(self, name: str, y_test, y_pred) -> Path:
+        """Print the classification report; save and show the confusion matrix."""
+        print(f"Model: {name}")
+        print(
+            classification_report(
+                y_test, y_pred, labels=SPECIES_CODES, target_names=SPECIES_NAMES, zero_division=0
+            )
+        )
+        png = confusion_matrix_png(name, y_test, y_pred)
+        png_path = self.report_dir / f"{name}{CONFUSION_MATRIX_SUFFIX}"
+        atomic_write_bytes(png_path, png)
+        show_in_notebook(png)
+        return png_path
+
+    def _save_pipeline(self, name: str, pipeline: Pipeline) -> tuple[Path, bytes]:
+        buffer = io.BytesIO()
+        joblib.dump(pipeline, buffer)
+        model_path = self.models_dir / model_filename(name)
+        atomic_write_bytes(model_path, buffer.getvalue())
+        return model_path, buffer.getvalue()
+
+    def read_report(self) -> pd.DataFrame:
+        """The report as a DataFrame (empty, with REPORT_COLUMNS, if there is none yet)."""
+        return read_report(self.report_path)
+
+    def _upsert_report_row(self, row: dict[str, Any]) -> None:
+        with FileLock(f"{self.report_path}.lock", timeout=REPORT_LOCK_TIMEOUT_S):
+            report = read_report(self.report_path)
+            others = report[report["model"] != row["model"]].to_dict("records")
+            updated = pd.DataFrame([*others, row], columns=report_columns(report))
+            updated = updated.sort_values("model", ignore_index=True)
+            buffer = io.BytesIO()
+            updated.to_pickle(buffer)
+            atomic_write_bytes(self.report_path, buffer.getvalue())
+
+
+def feature_matrix(X) -> np.ndarray:
+    """The features as a float64 array with the contract's columns in contract order."""
+    if isinstance(X, pd.DataFrame):
+        missing = [column for column in FEATURES if column not in X.columns]
+        if missing:
+            raise ValueError(f"X lacks feature columns {missing}; expected {list(FEATURES)}")
+        array = X.loc[:, list(FEATURES)].to_numpy(dtype=np.float64)
+    else:
+        array = np.asarray(X, dtype=np.float64)
+    if array.ndim != 2 or array.shape[1] != len(FEATURES):
+        raise ValueError(
+            f"X must be a DataFrame or a 2-D array with {len(FEATURES)} columns in this "
+            f"order: {list(FEATURES)}; got shape {array.shape}"
+        )
+    if not np.isfinite(array).all():
+        raise ValueError("X holds NaN or infinite values; clean the data before training")
+    return array
+
+
+def species_codes(y) -> np.ndarray:
+    """The labels as an int64 array of contract species codes."""
+    codes = np.asarray(y)
+    unknown = set(pd.unique(codes.ravel())) - set(SPECIES_CODES)
+    if codes.ndim != 1 or unknown:
+        raise ValueError(
+            f"y must be a 1-D sequence of species codes {SPECIES_CODES}; "
+            f"unknown values: {sorted(map(str, unknown))}"
+        )
+    return codes.astype(np.int64)
+
+
+def build_pipeline(estimator: BaseEstimator, scaler: BaseEstimator | None = None) -> Pipeline:
+    """An unfitted pipeline of clones: ``scaler`` first when given, then ``model``."""
+    steps = [("model", clone(estimator))]
+    if scaler is not None:
+        steps.insert(0, ("scaler", clone(scaler)))
+    return Pipeline(steps)
+
+
+def evaluate(pipeline: Pipeline, X_train, y_train, y_test, y_pred) -> dict[str, float]:
+    """Train accuracy and weighted test metrics, keyed by the contract's METRIC_COLUMNS."""
+    precision, recall, f1, _ = precision_recall_fscore_support(
+        y_test, y_pred, average="weighted", zero_division=0
+    )
+    values = (
+        accuracy_score(y_train, pipeline.predict(X_train)),
+        accuracy_score(y_test, y_pred),
+        precision,
+        recall,
+        f1,
+    )
+    return {column: float(value) for column, value in zip(METRIC_COLUMNS, values, strict=True)}
+
+
+def confusion_matrix_png(name: str, y_test, y_pred) -> bytes:
+    """The test-set confusion matrix as a seaborn heatmap, rendered to PNG bytes.
+
+    Drawn on a standalone ``Figure`` (not pyplot), so it needs no GUI backend, never blocks,
+    and leaves the caller's matplotlib backend and open figures alone.
+    """
+    matrix = confusion_matrix(y_test, y_pred, labels=SPECIES_CODES)
+    figure = Figure(figsize=(5, 4), layout="tight")
+    axes = figure.subplots()
+    sns.heatmap(
+        matrix,
+        annot=True,
+        fmt="d",
+        cmap="Blues",
+        xticklabels=SPECIES_NAMES,
+        yticklabels=SPECIES_NAMES,
+        ax=axes,
+    )
+    axes.set(title=f"Confusion matrix: {name}", xlabel="Predicted", ylabel="Actual")
+    axes.tick_params(axis="y", labelrotation=0)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100)
+    return buffer.getvalue()
+
+
+def show_in_notebook(png: bytes) -> None:
+    """Display the PNG inline when running inside a Jupyter kernel; do nothing elsewhere."""
+    if "IPython" not in sys.modules:
+        return
+    from IPython import get_ipython
+    from IPython.display import Image, display
+
+    shell = get_ipython()
+    if shell is not None and hasattr(shell, "kernel"):
+        display(Image(data=png, format="png"))
+
+
+def metadata(pipeline: Pipeline, pickle_bytes: bytes) -> dict[str, Any]:
+    """What a server needs to trust and describe the model (METADATA_COLUMNS)."""
+    final_step = pipeline[-1]
+    return {
+        "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "sklearn_version": sklearn.__version__,
+        "sha256": hashlib.sha256(pickle_bytes).hexdigest(),
+        "feature_names": list(FEATURES),
+        "classes": [int(code) for code in pipeline.classes_],
+        "estimator": type(final_step).__name__,
+        "params": json.dumps(final_step.get_params(), default=str, sort_keys=True),
+    }
+
+
+def read_report(report_path: Path) -> pd.DataFrame:
+    """The existing report, or an empty one if the file does not exist.
+
+    An unreadable report raises ``ReportError`` instead of being replaced: overwriting it
+    would silently drop every other model's row. Move the file aside to start afresh.
+    """
+    if not report_path.exists():
+        return pd.DataFrame(columns=list(REPORT_COLUMNS))
+    try:
+        report = pd.read_pickle(report_path)
+    except Exception as error:
+        raise ReportError(
+            f"Cannot read the report {report_path} ({type(error).__name__}: {error}). "
+            "It was left untouched; move it aside or delete it to start a new report."
+        ) from error
+    if not isinstance(report, pd.DataFrame) or "model" not in report.columns:
+        raise ReportError(
+            f"{report_path} is not a model report (a pandas DataFrame with a 'model' column). "
+            "It was left untouched; move it aside or delete it to start a new report."
+        )
+    return report
+
+
+def report_columns(report: pd.DataFrame) -> list[str]:
+    """REPORT_COLUMNS first, then any extra columns an older report carries."""
+    extra = [column for column in report.columns if column not in REPORT_COLUMNS]
+    return [*REPORT_COLUMNS, *extra]
