@@ -1,0 +1,251 @@
+"""End to end: the Compose stack exactly as a user runs it (Docker/docker-compose.yml).
+
+The stack comes up once per session (see conftest.py). The last test restarts it with
+`down` + `up` to prove that volumes survive, so it stays last in this file.
+"""
+
+import csv
+import json
+import secrets
+import time
+
+import httpx
+import pytest
+from support.compose import ComposeStack, docker
+from support.live_server import REPO_ROOT
+
+from penguin_contract import FEATURES, SPECIES
+
+pytestmark = pytest.mark.e2e
+
+BOOTSTRAP_MODELS = {"randomforest", "svm", "gradientboosting"}
+# The original project's curl example: a male Adelie from Torgersen.
+ORIGINAL_EXAMPLE = {
+    "island": 1,
+    "bill_length_mm": 39.1,
+    "bill_depth_mm": 18.7,
+    "flipper_length_mm": 181,
+    "body_mass_g": 3750,
+    "sex": 1,
+    "year": 2007,
+}
+EXTRA_MODEL = "e2e_tree"
+# Appended to train.ipynb and run with the rest of it, as a student would add a cell.
+EXTRA_CELL = f"""
+from sklearn.tree import DecisionTreeClassifier
+
+trainer.train_and_save(
+    "{EXTRA_MODEL}", DecisionTreeClassifier(max_depth=4, random_state=42),
+    X_train, X_test, y_train, y_test,
+)
+"""
+RUN_NOTEBOOK_WITH_EXTRA_CELL = f"""
+import nbformat
+from nbclient import NotebookClient
+
+notebook = nbformat.read("/app/notebooks/train.ipynb", as_version=4)
+notebook.cells.append(nbformat.v4.new_code_cell({EXTRA_CELL!r}))
+NotebookClient(
+    notebook, timeout=300, kernel_name="python3",
+    resources={{"metadata": {{"path": "/app/notebooks"}}}},
+).execute()
+print("notebook executed")
+"""
+
+
+def first_bird_of(species_name: str) -> dict[str, float]:
+    """The request body for the first real bird of a species in data/penguins_v1.csv."""
+    species_id = next(code for code, name in SPECIES.items() if name == species_name)
+    with open(REPO_ROOT / "data" / "penguins_v1.csv", newline="") as data:
+        row = next(row for row in csv.DictReader(data) if int(row["species"]) == species_id)
+    return {feature: float(row[feature]) for feature in FEATURES}
+
+
+def listed_models(stack: ComposeStack) -> dict[str, dict]:
+    with stack.api() as api:
+        response = api.get("/models")
+    assert response.status_code == 200, response.text
+    return {model["name"]: model for model in response.json()["available_models"]}
+
+
+def classify(stack: ComposeStack, model: str, body: dict) -> dict:
+    with stack.api() as api:
+        response = api.post(f"/classify/{model}", json=body)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def cells_left_for_the_user() -> str:
+    """Source of the notebook cells the first-start bootstrap skips (tag skip-bootstrap)."""
+    notebook = json.loads((REPO_ROOT / "jupyter" / "notebooks" / "train.ipynb").read_text())
+    return "\n".join(
+        "".join(cell["source"])
+        for cell in notebook["cells"]
+        if "skip-bootstrap" in cell.get("metadata", {}).get("tags", [])
+    )
+
+
+def test_first_start_trains_the_default_models(stack: ComposeStack) -> None:
+    models = listed_models(stack)
+
+    assert set(models) >= BOOTSTRAP_MODELS
+    for name in BOOTSTRAP_MODELS:
+        assert models[name]["metrics"]["test_accuracy"] >= 0.9, models[name]
+    if '"knn"' in cells_left_for_the_user():
+        assert "knn" not in models, "the 'add a new model' cell is the student's to run"
+    assert "bootstrap: done" in stack.compose("logs", "--no-color", "jupyter").stdout
+
+
+@pytest.mark.parametrize("model", sorted(BOOTSTRAP_MODELS))
+def test_original_curl_example_is_an_adelie(stack: ComposeStack, model: str) -> None:
+    prediction = classify(stack, model, ORIGINAL_EXAMPLE)
+
+    assert prediction["model"] == model
+    assert (prediction["species_id"], prediction["species_name"]) == (1, "Adelie")
+
+
+@pytest.mark.parametrize("species", ["Gentoo", "Chinstrap"])
+@pytest.mark.parametrize("model", sorted(BOOTSTRAP_MODELS))
+def test_real_birds_get_their_species(stack: ComposeStack, model: str, species: str) -> None:
+    assert classify(stack, model, first_bird_of(species))["species_name"] == species
+
+
+def test_predictions_are_logged_in_the_shared_results_volume(stack: ComposeStack) -> None:
+    body = {**ORIGINAL_EXAMPLE, "body_mass_g": 3700 + secrets.randbelow(10_000) / 100}
+    classify(stack, "svm", body)
+
+    for service in ("api", "jupyter"):  # the volume is shared: both see the same lines
+        log = stack.exec(service, "cat", "/app/results/predictions.log").stdout
+        lines = [json.loads(line) for line in log.splitlines()]
+        ours = [line for line in lines if line["input"] == body]
+        assert len(ours) == 1, f"{service}: {len(ours)} lines for {body}"
+        assert ours[0]["result"]["species_name"] == "Adelie"
+        assert {"timestamp", "input", "result"} <= set(ours[0])
+
+
+def test_containers_run_as_non_root(stack: ComposeStack) -> None:
+    for service in ("api", "jupyter"):
+        assert stack.exec(service, "id", "-u").stdout.strip() != "0", service
+
+
+@pytest.mark.parametrize("path", ["/app/models/intruder_model.pkl", "/app/report/intruder"])
+def test_api_cannot_write_models_or_report(stack: ComposeStack, path: str) -> None:
+    attempt = stack.exec("api", "touch", path, check=False)
+
+    assert attempt.returncode != 0
+    assert "Read-only file system" in attempt.stderr
+
+
+@pytest.mark.parametrize(
+    ("service", "module"),
+    [
+        ("api", "matplotlib"),
+        ("api", "seaborn"),
+        ("api", "jupyterlab"),
+        ("api", "nbclient"),
+        ("jupyter", "fastapi"),
+        ("jupyter", "uvicorn"),
+    ],
+)
+def test_each_image_holds_only_its_own_group(
+    stack: ComposeStack, service: str, module: str
+) -> None:
+    attempt = stack.exec(service, "python", "-c", f"import {module}", check=False)
+
+    assert attempt.returncode != 0
+    assert "ModuleNotFoundError" in attempt.stderr
+
+
+def test_both_images_pin_the_same_scikit_learn(stack: ComposeStack) -> None:
+    versions = {
+        service: stack.exec(
+            service, "python", "-c", "import sklearn; print(sklearn.__version__)"
+        ).stdout.strip()
+        for service in ("api", "jupyter")
+    }
+    assert versions["api"] == versions["jupyter"] != ""
+
+
+def test_no_secret_is_baked_into_the_images(stack: ComposeStack) -> None:
+    for service in ("api", "jupyter"):
+        image = stack.inspect(service)["Image"]
+        config = docker("image", "inspect", image).stdout
+        history = docker("history", "--no-trunc", image).stdout
+        assert stack.jupyter_token not in config + history, service
+        assert "JUPYTER_TOKEN=" not in config, service
+
+
+def test_jupyter_answers_with_the_token_only(stack: ComposeStack) -> None:
+    def get(path: str, **params: str) -> httpx.Response:
+        # A fresh client each time: no login cookie carried from one request to the next.
+        with stack.jupyter(follow_redirects=False) as jupyter:
+            return jupyter.get(path, params=params)
+
+    assert get("/api/status", token=stack.jupyter_token).status_code == 200
+    assert get("/api/status").status_code == 403
+    assert get("/api/status", token="not-the-token").status_code == 403
+    lab_without_token = get("/lab")
+    assert lab_without_token.status_code == 302
+    assert lab_without_token.headers["location"].startswith("/login")
+
+
+def test_failed_bootstrap_is_logged_and_jupyter_still_starts(stack: ComposeStack) -> None:
+    image = stack.inspect("jupyter")["Image"]
+    container = docker(
+        "run", "--detach", "--env", "DATA_PATH=/app/data/missing.csv",
+        "--env", "JUPYTER_TOKEN=unused", image,
+    ).stdout.strip()  # fmt: skip
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            probe = docker(
+                "exec", container, "python", "/opt/penguin/healthcheck.py",
+                "http://127.0.0.1:8888/api", check=False,
+            )  # fmt: skip
+            if probe.returncode == 0:
+                break
+            time.sleep(1)
+        output = docker("logs", container)
+        logs = output.stdout + output.stderr
+        assert probe.returncode == 0, f"Jupyter did not start after a failed bootstrap:\n{logs}"
+        assert "bootstrap: FAILED" in logs
+        assert "missing.csv" in logs
+    finally:
+        docker("rm", "--force", "--volumes", container, check=False)
+
+
+def test_model_added_in_the_notebook_is_served_without_restart(stack: ComposeStack) -> None:
+    api_state_before = stack.inspect("api")["State"]
+    with stack.api() as api:
+        randomforest_before = api.get("/models/randomforest").json()
+    time.sleep(1.1)  # trained_at has one-second resolution
+
+    run = stack.exec("jupyter", "python", "-c", RUN_NOTEBOOK_WITH_EXTRA_CELL)
+    assert "notebook executed" in run.stdout
+
+    models = listed_models(stack)
+    assert EXTRA_MODEL in models
+    assert "knn" in models  # the notebook's own "add a new model" cell ran too
+    assert classify(stack, EXTRA_MODEL, ORIGINAL_EXAMPLE)["species_name"] == "Adelie"
+    with stack.api() as api:
+        randomforest_after = api.get("/models/randomforest").json()
+    assert randomforest_after["trained_at"] > randomforest_before["trained_at"]
+    api_state_after = stack.inspect("api")["State"]
+    assert api_state_after["StartedAt"] == api_state_before["StartedAt"]
+    assert stack.inspect("api")["RestartCount"] == 0
+
+
+def test_edits_models_and_log_survive_down_and_up(stack: ComposeStack) -> None:
+    note = f"student note {secrets.token_hex(4)}"
+    stack.exec("jupyter", "sh", "-c", f"echo '{note}' > /app/notebooks/e2e_note.md")
+    log_before = stack.exec("api", "cat", "/app/results/predictions.log").stdout
+
+    stack.compose("down")
+    stack.compose("up", "-d", timeout=420)
+    stack.wait_until_healthy()
+
+    assert stack.exec("jupyter", "cat", "/app/notebooks/e2e_note.md").stdout.strip() == note
+    assert set(listed_models(stack)) >= BOOTSTRAP_MODELS
+    assert "nothing to train" in stack.compose("logs", "--no-color", "jupyter").stdout
+    log_after = stack.exec("api", "cat", "/app/results/predictions.log").stdout
+    assert log_after.startswith(log_before)

@@ -1,0 +1,192 @@
+"""The real Compose stack (Docker/docker-compose.yml) under a throw-away project name.
+
+`compose_stack()` builds both images, brings the stack up on free 127.0.0.1 ports with a
+random Jupyter token, waits until both containers are healthy, and always ends with
+`down -v`, even when a step failed. Its images are untagged afterwards; their layers stay
+as the build cache of the next run.
+"""
+
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+from support.live_server import free_port
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+COMPOSE_FILE = REPO_ROOT / "Docker" / "docker-compose.yml"
+SERVICES = ("jupyter", "api")
+BUILD_TIMEOUT_S = 900
+UP_TIMEOUT_S = 420
+HEALTHY_TIMEOUT_S = 300
+COMMAND_TIMEOUT_S = 300
+
+
+def compose_command() -> list[str]:
+    """`docker compose` (v2) when available, else `docker-compose` (v1); fail if neither.
+
+    E2E_COMPOSE="docker-compose" (or "docker compose") forces one, to test both.
+    """
+    docker = shutil.which("docker")
+    if docker is None:
+        pytest.fail("docker is not installed: run ../shared/docker/offline-images.sh or install it")
+    if subprocess.run([docker, "info"], capture_output=True, timeout=60).returncode != 0:
+        pytest.fail("the Docker engine does not answer (`docker info` failed): start dockerd")
+    candidates = [[docker, "compose"], ["docker-compose"]]
+    if forced := os.environ.get("E2E_COMPOSE"):
+        candidates = [forced.split()]
+    for candidate in candidates:
+        if shutil.which(candidate[0]) and _answers(candidate):
+            return candidate
+    pytest.fail(f"no working Compose command among {candidates}")
+
+
+def _answers(command: list[str]) -> bool:
+    probe = subprocess.run([*command, "version"], capture_output=True, timeout=60)
+    return probe.returncode == 0
+
+
+@dataclass
+class ComposeStack:
+    """A running stack: URLs, the token, and helpers that run compose/docker commands."""
+
+    command: list[str]
+    project: str
+    env: dict[str, str]
+    env_file: Path
+    api_url: str
+    jupyter_url: str
+    jupyter_token: str
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def compose(
+        self, *args: str, check: bool = True, timeout: float = COMMAND_TIMEOUT_S
+    ) -> subprocess.CompletedProcess[str]:
+        command = [*self.command, "--env-file", str(self.env_file), "-p", self.project]
+        command += ["-f", str(COMPOSE_FILE), *args]
+        result = subprocess.run(
+            command, env=self.env, capture_output=True, text=True, timeout=timeout
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(
+                f"{' '.join(args)} exited {result.returncode}\n{result.stdout}\n{result.stderr}"
+            )
+        return result
+
+    def exec(self, service: str, *command: str, check: bool = True) -> subprocess.CompletedProcess:
+        """Run a command in a running service container (no TTY)."""
+        return self.compose("exec", "-T", service, *command, check=check)
+
+    def container_id(self, service: str) -> str:
+        container = self.compose("ps", "-q", service).stdout.strip()
+        assert container, f"no container for service {service}"
+        return container
+
+    def inspect(self, service: str) -> dict:
+        output = docker("inspect", self.container_id(service)).stdout
+        return json.loads(output)[0]
+
+    def wait_until_healthy(self, timeout: float = HEALTHY_TIMEOUT_S) -> None:
+        """Wait for Docker's healthcheck of every service; record when each got healthy."""
+        started = time.monotonic()
+        containers = {service: self.container_id(service) for service in SERVICES}
+        pending = dict(containers)
+        while pending and time.monotonic() - started < timeout:
+            for service, container in list(pending.items()):
+                if _health(container) == "healthy":
+                    self.timings[f"{service}_healthy"] = round(time.monotonic() - started, 1)
+                    del pending[service]
+            time.sleep(0.5)
+        if pending:
+            statuses = {service: _health(container) for service, container in pending.items()}
+            raise AssertionError(f"not healthy after {timeout} s: {statuses}\n{self.logs()}")
+
+    def logs(self, tail: str = "200") -> str:
+        result = self.compose("logs", "--no-color", "--tail", tail, check=False)
+        return result.stdout + result.stderr
+
+    def api(self, **kwargs) -> httpx.Client:
+        return httpx.Client(base_url=self.api_url, timeout=30, **kwargs)
+
+    def jupyter(self, **kwargs) -> httpx.Client:
+        return httpx.Client(base_url=self.jupyter_url, timeout=30, **kwargs)
+
+
+def _health(container: str) -> str:
+    state = json.loads(docker("inspect", "--format", "{{json .State}}", container).stdout)
+    return state.get("Health", {}).get("Status", state["Status"])
+
+
+def docker(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run a plain `docker` command (images, one-off containers); raise if it fails."""
+    result = subprocess.run(
+        ["docker", *args], capture_output=True, text=True, timeout=COMMAND_TIMEOUT_S
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"docker {' '.join(args)} failed:\n{result.stderr}")
+    return result
+
+
+def _timed(timings: dict[str, float], name: str, step) -> None:
+    started = time.monotonic()
+    step()
+    timings[name] = round(time.monotonic() - started, 1)
+
+
+@contextmanager
+def compose_stack(work_dir: Path) -> Iterator[ComposeStack]:
+    """Build, start and wait for the stack; yield it; always `down -v` and untag its images.
+
+    The stack ignores any Docker/.env of the developer (an empty --env-file): every setting
+    comes from the environment given here. The containers' logs are saved to
+    ``work_dir/compose.log`` before `down`.
+    """
+    env_file = work_dir / "empty.env"
+    env_file.write_text("")
+    api_port, jupyter_port = free_port(), free_port()
+    token = secrets.token_hex(24)
+    settings = {
+        "API_PORT": str(api_port),
+        "JUPYTER_PORT": str(jupyter_port),
+        "JUPYTER_TOKEN": token,
+        "API_BIND": "127.0.0.1",
+        "JUPYTER_BIND": "127.0.0.1",
+        "API_WORKERS": "2",
+    }
+    stack = ComposeStack(
+        command=compose_command(),
+        project=f"penguine2e{uuid.uuid4().hex[:10]}",
+        env={**os.environ, **settings},
+        env_file=env_file,
+        api_url=f"http://127.0.0.1:{api_port}",
+        jupyter_url=f"http://127.0.0.1:{jupyter_port}",
+        jupyter_token=token,
+    )
+    try:
+        _timed(stack.timings, "build", lambda: stack.compose("build", timeout=BUILD_TIMEOUT_S))
+        _timed(stack.timings, "up", lambda: stack.compose("up", "-d", timeout=UP_TIMEOUT_S))
+        stack.wait_until_healthy()
+        yield stack
+    finally:
+        (work_dir / "compose.log").write_text(stack.logs(tail="all"))
+        stack.compose("down", "-v", "--remove-orphans", check=False)
+        remove_project_images(stack.project)
+
+
+def remove_project_images(project: str) -> None:
+    """Untag the images built for ``project`` but keep their layers as the build cache."""
+    listed = docker(
+        "images", "--filter", f"reference={project}*", "--format", "{{.Repository}}:{{.Tag}}"
+    )
+    for tag in set(listed.stdout.split()):
+        docker("rmi", "--no-prune", tag, check=False)
