@@ -1,0 +1,55 @@
+"""Typed dependencies. They are async so that FastAPI resolves them on the event loop."""
+
+import re
+import uuid
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from app.core.config import Settings
+from app.prediction_log import PredictionLog
+from app.report import MetricsReport
+from app.repository import ModelRepository
+from app.service import PredictionService
+
+REQUEST_ID_HEADER = "X-Request-ID"
+_CLIENT_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+
+async def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+async def get_repository(request: Request) -> ModelRepository:
+    return request.app.state.repository
+
+
+async def get_report(request: Request) -> MetricsReport:
+    return request.app.state.report
+
+
+async def get_prediction_log(request: Request) -> PredictionLog:
+    return request.app.state.prediction_log
+
+
+async def get_service(request: Request) -> PredictionService:
+    return request.app.state.service
+
+
+async def get_request_id(request: Request) -> str:
+    """The client's X-Request-ID when it is a sane token, else a new UUID."""
+    supplied = request.headers.get(REQUEST_ID_HEADER)
+    if supplied and _CLIENT_REQUEST_ID.fullmatch(supplied):
+        request_id = supplied
+    else:
+        request_id = uuid.uuid4().hex
+    request.state.request_id = request_id
+    return request_id
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+RepositoryDep = Annotated[ModelRepository, Depends(get_repository)]
+ReportDep = Annotated[MetricsReport, Depends(get_report)]
+PredictionLogDep = Annotated[PredictionLog, Depends(get_prediction_log)]
+ServiceDep = Annotated[PredictionService, Depends(get_service)]
+RequestIdDep = Annotated[str, Depends(get_request_id)]

@@ -1,0 +1,103 @@
+"""Turn errors into HTTP: the API's hierarchy, request validation, and unmatched routes."""
+
+import math
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app.api.deps import REQUEST_ID_HEADER
+from app.errors import PenguinAPIError
+from penguin_contract import FEATURES, FIELDS
+
+_FIELDS_BY_NAME = {spec.name: spec for spec in FIELDS}
+_FIELD_LIST = ", ".join(FEATURES)
+BODY_PARSE_ERROR = "There was an error parsing the body"  # FastAPI's message for such bodies
+
+
+def install_exception_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(PenguinAPIError, _api_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+
+
+def _headers(request: Request) -> dict[str, str] | None:
+    request_id = getattr(request.state, "request_id", None)
+    return {REQUEST_ID_HEADER: request_id} if request_id else None
+
+
+async def _api_error(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, PenguinAPIError)
+    return JSONResponse(
+        {"detail": error.message, "code": error.code},
+        status_code=error.status_code,
+        headers=_headers(request),
+    )
+
+
+async def _http_error(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, StarletteHTTPException)
+    detail = error.detail
+    if error.status_code == 400 and detail == BODY_PARSE_ERROR:
+        # e.g. JSON nested too deeply for the parser: an invalid body, like any other.
+        issue = {"loc": ["body"], "field": None, "type": "json_invalid", "allowed": None}
+        issue["msg"] = "The body could not be parsed as JSON (nested too deeply or malformed)"
+        return JSONResponse({"detail": [issue]}, status_code=422, headers=_headers(request))
+    if error.status_code == 404 and detail == "Not Found":
+        detail = "Not Found. GET /models lists the models; POST /classify/{model} classifies."
+    return JSONResponse(
+        {"detail": detail, "code": f"http_{error.status_code}"},
+        status_code=error.status_code,
+        headers=error.headers,
+    )
+
+
+async def _validation_error(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, RequestValidationError)
+    issues = [validation_issue(raw) for raw in error.errors()]
+    return JSONResponse({"detail": issues}, status_code=422, headers=_headers(request))
+
+
+def validation_issue(raw: dict[str, Any]) -> dict[str, Any]:
+    """A pydantic/FastAPI error as {loc, field, msg, type, allowed}: names the field and range."""
+    loc = _without_union_tags(
+        [p if isinstance(p, int | str) else str(p) for p in raw.get("loc", ())]
+    )
+    kind = str(raw.get("type", "value_error"))
+    field = next((part for part in reversed(loc) if part in _FIELDS_BY_NAME), None)
+    issue: dict[str, Any] = {"loc": loc, "field": field, "type": kind, "allowed": None}
+    if kind == "json_invalid":
+        reason = (raw.get("ctx") or {}).get("error", "invalid JSON")
+        issue["msg"] = f"The body is not valid JSON ({reason})"
+    elif field is not None:
+        spec = _FIELDS_BY_NAME[field]
+        issue["allowed"] = spec.allowed()
+        message = str(raw.get("msg", "")).removeprefix("Value error, ")
+        issue["msg"] = f"{field}: {message}{_got(raw)} (allowed: {spec.allowed()})"
+    elif loc == ["body"] and kind == "missing":
+        issue["msg"] = f"A JSON body is required, with the fields {_FIELD_LIST}"
+    else:
+        issue["msg"] = f"{'.'.join(map(str, loc))}: {raw.get('msg')}"
+    return issue
+
+
+def _without_union_tags(loc: list[int | str]) -> list[int | str]:
+    """A tagged union repeats its tag in loc (body.instances.instances.1): keep it once."""
+    return [part for index, part in enumerate(loc) if index == 0 or part != loc[index - 1]]
+
+
+def _got(raw: dict[str, Any]) -> str:
+    if raw.get("type") in ("missing", "value_error"):  # nothing given, or already said
+        return ""
+    value = raw.get("input")
+    if isinstance(value, bool) or value is None:
+        return f", got {value!r}"
+    if isinstance(value, float) and not math.isfinite(value):
+        return f", got {value}"
+    if isinstance(value, int | float):
+        return f", got {value!r}"
+    if isinstance(value, str):
+        return f", got {value[:40]!r}"
+    return f", got a {type(value).__name__}"

@@ -1,0 +1,9 @@
+from fastapi import APIRouter
+
+from app.api.routes import classify, health, models
+
+api_router = APIRouter()
+# Routes are matched in order: the hot path first.
+api_router.include_router(classify.router)
+api_router.include_router(models.router)
+api_router.include_router(health.router)

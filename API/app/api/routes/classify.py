@@ -1,0 +1,89 @@
+"""POST /classify/{model} and its batch variant."""
+
+import time
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Path
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from app.api.deps import REQUEST_ID_HEADER, RequestIdDep, ServiceDep
+from app.api.openapi import BATCH_EXAMPLES, CLASSIFY_ERRORS, CLASSIFY_EXAMPLES
+from app.schemas import (
+    BatchPrediction,
+    BatchRequest,
+    PenguinFeatures,
+    Prediction,
+    feature_rows,
+)
+
+router = APIRouter(tags=["classification"])
+
+ModelName = Annotated[
+    str,
+    Path(
+        description="A model from GET /models (any case), or 'best' for the highest test_f1",
+        examples=["randomforest", "best"],
+    ),
+]
+_REQUEST_ID_DOC = {REQUEST_ID_HEADER: {"description": "Also in the prediction's log line"}}
+
+
+@router.post(
+    "/classify/{model}",
+    response_model=Prediction,
+    responses={200: {"headers": _REQUEST_ID_DOC}, **CLASSIFY_ERRORS},
+    summary="Classify one penguin",
+)
+async def classify(
+    model: ModelName,
+    features: Annotated[PenguinFeatures, Body(openapi_examples=CLASSIFY_EXAMPLES)],  # type: ignore[valid-type]
+    service: ServiceDep,
+    request_id: RequestIdDep,
+) -> JSONResponse:
+    """Predict the species of one bird. The prediction is logged before it is returned.
+
+    `island` and `sex` take codes or names (`"Biscoe"`, `"female"`, any case).
+    """
+    started = time.perf_counter()
+    loaded = await service.model_for(model)
+    rows = feature_rows([features])
+    if service.log.fsync:  # an fsync blocks for milliseconds: keep it off the event loop
+        [result] = await run_in_threadpool(service.classify, loaded, rows, request_id, started)
+    else:
+        [result] = service.classify(loaded, rows, request_id, started)
+    return JSONResponse(result.as_dict(), headers={REQUEST_ID_HEADER: request_id})
+
+
+@router.post(
+    "/classify/{model}/batch",
+    response_model=BatchPrediction,
+    responses={200: {"headers": _REQUEST_ID_DOC}, **CLASSIFY_ERRORS},
+    summary="Classify several penguins",
+)
+async def classify_batch(
+    model: ModelName,
+    body: Annotated[BatchRequest, Body(openapi_examples=BATCH_EXAMPLES)],  # type: ignore[valid-type]
+    service: ServiceDep,
+    request_id: RequestIdDep,
+) -> JSONResponse:
+    """Predict up to MAX_BATCH_SIZE birds (413 above it), in order.
+
+    The body is either `{"instances": [{...}, ...]}` or, cheaper for large batches,
+    `{"columns": {"island": [...], "bill_length_mm": [...], ...}}`.
+
+    Each row gets its own log line; the lines share the request id and carry
+    `batch_index` and `batch_size`, and are appended in one write.
+    """
+    started = time.perf_counter()
+    service.check_batch_size(body.size())
+    loaded = await service.model_for(model)
+    results = await run_in_threadpool(
+        service.classify, loaded, body.rows(), request_id, started, batch=True
+    )
+    content = {
+        "model": loaded.name,
+        "request_id": request_id,
+        "predictions": [result.as_dict() for result in results],
+    }
+    return JSONResponse(content, headers={REQUEST_ID_HEADER: request_id})

@@ -1,0 +1,283 @@
+"""Request and response bodies. The request fields and their ranges come from the contract."""
+
+from collections.abc import Sequence
+from types import MappingProxyType
+from typing import Annotated, Any, Literal
+
+import numpy as np
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    WithJsonSchema,
+    create_model,
+    model_validator,
+)
+
+from penguin_contract import FEATURES, FIELDS, METRIC_COLUMNS, SPECIES, code_for
+from penguin_contract import Field as ContractField
+
+ADELIE_EXAMPLE: dict[str, Any] = {
+    "island": 1,
+    "bill_length_mm": 39.1,
+    "bill_depth_mm": 18.7,
+    "flipper_length_mm": 181,
+    "body_mass_g": 3750,
+    "sex": 1,
+    "year": 2007,
+}
+GENTOO_READABLE_EXAMPLE: dict[str, Any] = {
+    "island": "Biscoe",
+    "bill_length_mm": 46.1,
+    "bill_depth_mm": 13.2,
+    "flipper_length_mm": 211,
+    "body_mass_g": 4500,
+    "sex": "female",
+    "year": 2007,
+}
+
+
+def _integral(value: Any) -> Any:
+    """2007.0 is a valid JSON Schema integer; bools and 2007.5 still fail the strict int check."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _label_to_code(codes: MappingProxyType[int, str]):
+    """Accept a readable label ('Biscoe', 'female', any case) in place of its code."""
+
+    def convert(value: Any) -> Any:
+        return code_for(codes, value) if isinstance(value, str) else _integral(value)
+
+    return convert
+
+
+def _feature_type(spec: ContractField) -> Any:
+    if spec.codes is not None:
+        description = f"{spec.description}: {spec.allowed()}; or the name, any case"
+        return Annotated[
+            int,
+            BeforeValidator(_label_to_code(spec.codes)),
+            Field(strict=True, ge=spec.minimum, le=spec.maximum),
+            WithJsonSchema(
+                {
+                    "anyOf": [
+                        {"type": "integer", "enum": list(spec.codes)},
+                        {"type": "string", "enum": list(spec.codes.values())},
+                    ],
+                    "description": description,
+                }
+            ),
+        ]
+    if spec.kind == "integer":
+        return Annotated[
+            int,
+            Field(
+                strict=True,
+                ge=spec.minimum,
+                le=spec.maximum,
+                description=f"{spec.description} ({spec.allowed()})",
+            ),
+            BeforeValidator(_integral),
+        ]
+    return Annotated[
+        float,
+        Field(
+            strict=True,
+            ge=spec.minimum,
+            le=spec.maximum,
+            allow_inf_nan=False,
+            description=f"{spec.description} ({spec.allowed()})",
+        ),
+    ]
+
+
+PenguinFeatures = create_model(
+    "PenguinFeatures",
+    __config__=ConfigDict(
+        json_schema_extra={"examples": [ADELIE_EXAMPLE, GENTOO_READABLE_EXAMPLE]},
+    ),
+    __doc__="One bird's measurements, the contract's 7 fields. Extra fields are ignored.",
+    **{spec.name: (_feature_type(spec), ...) for spec in FIELDS},
+)
+
+
+class BatchInstances(BaseModel):
+    """Several birds as a list of objects; at most MAX_BATCH_SIZE rows (413 above it)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"instances": [ADELIE_EXAMPLE, GENTOO_READABLE_EXAMPLE]}]},
+    )
+
+    instances: list[PenguinFeatures] = Field(min_length=1)  # type: ignore[valid-type]
+
+    def size(self) -> int:
+        return len(self.instances)
+
+    def rows(self) -> np.ndarray:
+        """Float64 array, columns in the contract's FEATURES order."""
+        return feature_rows(self.instances)
+
+
+PenguinColumns = create_model(
+    "PenguinColumns",
+    __config__=ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {name: [ADELIE_EXAMPLE[name], GENTOO_READABLE_EXAMPLE[name]] for name in FEATURES}
+            ]
+        }
+    ),
+    __doc__="The same fields as PenguinFeatures, one list of values per field (equal lengths).",
+    **{spec.name: (list[_feature_type(spec)], Field(min_length=1)) for spec in FIELDS},
+)
+
+
+class BatchColumns(BaseModel):
+    """Several birds in columns: cheaper to send and to validate than a list of objects."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "columns": {
+                        name: [ADELIE_EXAMPLE[name], GENTOO_READABLE_EXAMPLE[name]]
+                        for name in FEATURES
+                    }
+                }
+            ]
+        },
+    )
+
+    columns: PenguinColumns  # type: ignore[valid-type]
+
+    @model_validator(mode="after")
+    def _columns_have_equal_lengths(self) -> "BatchColumns":
+        lengths = {name: len(getattr(self.columns, name)) for name in FEATURES}
+        if len(set(lengths.values())) > 1:
+            raise ValueError(f"every column must have the same length; got {lengths}")
+        return self
+
+    def size(self) -> int:
+        return len(getattr(self.columns, FEATURES[0]))
+
+    def rows(self) -> np.ndarray:
+        return np.column_stack(
+            [np.asarray(getattr(self.columns, name), dtype=np.float64) for name in FEATURES]
+        )
+
+
+def _batch_kind(body: Any) -> str:
+    return "columns" if isinstance(body, dict) and "columns" in body else "instances"
+
+
+# The body's shape picks the model, so errors name only what is wrong in that shape.
+BatchRequest = Annotated[
+    Annotated[BatchInstances, Tag("instances")] | Annotated[BatchColumns, Tag("columns")],
+    Discriminator(_batch_kind),
+]
+
+
+def feature_rows(instances: Sequence[Any]) -> np.ndarray:
+    """Validated PenguinFeatures as a float64 array, columns in the contract's FEATURES order."""
+    return np.array(
+        [[getattr(instance, name) for name in FEATURES] for instance in instances],
+        dtype=np.float64,
+    )
+
+
+Metrics = create_model(
+    "Metrics",
+    __doc__="Metrics from the training report; null when the model has no report row.",
+    **{column: (float | None, None) for column in METRIC_COLUMNS},
+)
+
+ModelStatus = Literal["ok", "error", "incompatible"]
+SpeciesName = Literal[tuple(SPECIES.values())]
+
+
+class ModelSummary(BaseModel):
+    name: str = Field(examples=["randomforest"])
+    endpoint: str = Field(examples=["POST /classify/randomforest"])
+    metrics: Metrics  # type: ignore[valid-type]
+    status: ModelStatus = Field(description="ok, or why the file cannot be served")
+    reason: str | None = Field(None, description="What is wrong when status is not ok")
+
+
+class ModelsResponse(BaseModel):
+    available_models: list[ModelSummary]
+
+
+class ModelDetail(ModelSummary):
+    sha256: str = Field(description="SHA-256 of the served pickle file")
+    file_size: int
+    trained_at: str | None = None
+    sklearn_version: str | None = None
+    estimator: str | None = None
+    params: dict[str, Any] | None = None
+    classes: list[int] | None = None
+    feature_names: list[str] | None = None
+    report_matches_file: bool = Field(
+        description="The report row's sha256 equals the served file's (metrics describe it)"
+    )
+    probabilities: bool = Field(description="Predictions carry class probabilities")
+
+
+class Prediction(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "model": "randomforest",
+                    "species_id": 1,
+                    "species_name": "Adelie",
+                    "probabilities": {"Adelie": 0.99, "Chinstrap": 0.01, "Gentoo": 0.0},
+                }
+            ]
+        }
+    )
+
+    model: str = Field(description="The model that answered ('best' is resolved to its name)")
+    species_id: int = Field(description="1 Adelie, 2 Chinstrap, 3 Gentoo")
+    species_name: SpeciesName  # type: ignore[valid-type]
+    probabilities: dict[str, float] | None = Field(
+        None, description="By species name, when the model has predict_proba; else null"
+    )
+
+
+class BatchPrediction(BaseModel):
+    model: str
+    request_id: str
+    predictions: list[Prediction]
+
+
+class ErrorResponse(BaseModel):
+    detail: str
+    code: str
+
+
+class ValidationIssue(BaseModel):
+    loc: list[str | int]
+    field: str | None = Field(None, description="The request field at fault")
+    msg: str
+    type: str
+    allowed: str | None = Field(None, description="The contract's allowed values")
+
+
+class ValidationErrorResponse(BaseModel):
+    detail: list[ValidationIssue]
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+
+
+class Readiness(BaseModel):
+    status: Literal["ready", "not ready"]
+    checks: dict[str, str]

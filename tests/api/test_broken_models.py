@@ -1,0 +1,75 @@
+"""Broken model files are listed with a reason, give a clear 5xx, and harm no other model."""
+
+import joblib
+import pytest
+from support.api import ADELIE, read_log
+
+
+def _corrupt(store, name):
+    path = store.model_path(name)
+    path.write_bytes(b"this is not a pickle" + path.read_bytes()[:100])
+
+
+def _truncate(store, name):
+    path = store.model_path(name)
+    path.write_bytes(path.read_bytes()[:1000])
+
+
+def _not_a_pipeline(store, name):
+    joblib.dump({"weights": [1, 2, 3]}, store.model_path(name))
+
+
+def _other_sklearn_version(store, name):
+    """The real pickle, with its recorded scikit-learn version changed (same length)."""
+    path = store.model_path(name)
+    data = path.read_bytes()
+    assert b"1.9.1" in data
+    path.write_bytes(data.replace(b"1.9.1", b"0.9.1"))
+
+
+@pytest.mark.parametrize(
+    ("damage", "status", "reason"),
+    [
+        (_corrupt, "error", "cannot be unpickled"),
+        (_truncate, "error", "cannot be unpickled"),
+        (_not_a_pipeline, "error", "not a scikit-learn Pipeline"),
+        (_other_sklearn_version, "incompatible", "0.9.1"),
+    ],
+)
+def test_broken_model_is_listed_and_fails_clearly_while_others_work(
+    client, model_store, log_path, damage, status, reason
+):
+    damage(model_store, "randomforest")
+
+    listed = {m["name"]: m for m in client.get("/models").json()["available_models"]}
+    response = client.post("/classify/randomforest", json=ADELIE)
+
+    assert listed["randomforest"]["status"] == status
+    assert reason in listed["randomforest"]["reason"]
+    assert response.status_code == 500
+    assert "randomforest" in response.json()["detail"]
+    assert reason in response.json()["detail"]
+    assert client.get("/models/randomforest").json()["status"] == status
+    for healthy in ("gradientboosting", "svm"):
+        assert listed[healthy]["status"] == "ok"
+        assert client.post(f"/classify/{healthy}", json=ADELIE).status_code == 200
+    assert [line["model"] for line in read_log(log_path)] == ["gradientboosting", "svm"]
+
+
+def test_best_skips_a_broken_best_model(client, model_store):
+    _corrupt(model_store, "randomforest")  # the highest test_f1 on this split
+
+    response = client.post("/classify/best", json=ADELIE)
+
+    assert response.status_code == 200
+    assert response.json()["model"] != "randomforest"
+
+
+def test_a_repaired_model_is_served_again(client, model_store):
+    good = model_store.model_path("svm").read_bytes()
+    _corrupt(model_store, "svm")
+    assert client.post("/classify/svm", json=ADELIE).status_code == 500
+
+    model_store.model_path("svm").write_bytes(good)
+
+    assert client.post("/classify/svm", json=ADELIE).status_code == 200

@@ -1,0 +1,122 @@
+"""predictions.log: whole lines, one write each, and no prediction without its line."""
+
+import json
+import os
+import shutil
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from support.api import ADELIE, read_log
+
+from app.errors import PredictionLogError
+from app.prediction_log import PredictionLog, json_line
+
+
+def test_lines_from_many_threads_are_whole_and_none_is_lost(tmp_path):
+    log = PredictionLog(tmp_path / "predictions.log")
+    records = [{"i": i, "pad": "x" * (i % 500)} for i in range(2000)]
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda record: log.append(json_line(record)), records))
+
+    lines = read_log(tmp_path / "predictions.log")
+    assert sorted(line["i"] for line in lines) == list(range(2000))
+
+
+def test_a_deleted_log_is_recreated(tmp_path):
+    path = tmp_path / "predictions.log"
+    log = PredictionLog(path)
+    log.append(json_line({"n": 1}))
+    path.unlink()
+
+    log.append(json_line({"n": 2}))
+
+    assert read_log(path) == [{"n": 2}]
+
+
+def test_fsync_option_writes_the_same_lines(tmp_path):
+    log = PredictionLog(tmp_path / "predictions.log", fsync=True)
+    log.append(json_line({"n": 1}) + json_line({"n": 2}))
+
+    assert read_log(tmp_path / "predictions.log") == [{"n": 1}, {"n": 2}]
+
+
+def test_write_failure_raises_prediction_log_error(tmp_path):
+    (tmp_path / "predictions.log").mkdir()  # a directory cannot be opened for appending
+
+    with pytest.raises(PredictionLogError, match="Is a directory"):
+        PredictionLog(tmp_path / "predictions.log").append(json_line({"n": 1}))
+
+
+def _break_results_dir(results_dir, how):
+    if how == "log is a directory":
+        (results_dir / "predictions.log").unlink()
+        (results_dir / "predictions.log").mkdir()
+    elif how == "directory missing":
+        shutil.rmtree(results_dir)
+    else:  # a file where the directory should be
+        shutil.rmtree(results_dir)
+        results_dir.write_text("not a directory")
+
+
+@pytest.mark.parametrize("how", ["log is a directory", "directory missing", "file in the way"])
+def test_unloggable_prediction_is_503_and_never_returned(client, results_dir, how):
+    assert client.post("/classify/svm", json=ADELIE).status_code == 200  # fd already open
+    _break_results_dir(results_dir, how)
+
+    single = client.post("/classify/svm", json=ADELIE)
+    batch = client.post("/classify/svm/batch", json={"instances": [ADELIE]})
+    ready = client.get("/ready")
+
+    for response in (single, batch):
+        assert response.status_code == 503
+        assert "species_name" not in response.text
+        assert "prediction log" in response.json()["detail"]
+    assert ready.status_code == 503
+    assert ready.json()["checks"]["results_dir"] != "ok"
+
+
+def test_server_keeps_logging_after_the_results_directory_is_fixed(client, results_dir, log_path):
+    shutil.rmtree(results_dir)
+    assert client.post("/classify/svm", json=ADELIE).status_code == 503
+
+    os.mkdir(results_dir)
+
+    assert client.post("/classify/svm", json=ADELIE).status_code == 200
+    assert client.get("/ready").status_code == 200
+    assert len(read_log(log_path)) == 1
+
+
+def test_log_lines_are_compact_json_with_the_documented_keys(client, log_path):
+    client.post("/classify/gradientboosting", json=ADELIE)
+
+    [raw] = log_path.read_text().splitlines()
+    line = json.loads(raw)
+    assert {
+        "timestamp",
+        "input",
+        "result",
+        "request_id",
+        "model",
+        "model_sha256",
+        "latency_ms",
+    } <= (line.keys())
+    assert ", " not in raw
+
+
+def test_api_with_log_fsync_logs_single_and_batch_predictions(settings):
+    from fastapi.testclient import TestClient
+
+    from app.main import create_app
+
+    fsync_settings = settings.model_copy(update={"log_fsync": True})
+    with TestClient(create_app(fsync_settings)) as client:
+        single = client.post("/classify/svm", json=ADELIE)
+        batch = client.post("/classify/svm/batch", json={"instances": [ADELIE, ADELIE]})
+
+    assert single.status_code == batch.status_code == 200
+    lines = read_log(fsync_settings.predictions_log_path)
+    assert [line["request_id"] for line in lines] == [
+        single.headers["X-Request-ID"],
+        *[batch.headers["X-Request-ID"]] * 2,
+    ]

@@ -1,0 +1,112 @@
+"""app.serve, the production launcher: TCP_NODELAY with N workers, supervision, SIGTERM."""
+
+import asyncio
+import os
+import signal
+import socket
+import statistics
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from support.api import ADELIE
+from support.launcher import launched_server
+
+from app.serve import bind_tcp_socket
+
+KEEP_ALIVE_REQUESTS = 30
+# A keep-alive request that waits for a delayed ACK (Nagle on) takes ~40 ms on Linux.
+NAGLE_FREE_P50_S = 0.02
+RESTART_TIMEOUT_S = 60
+
+
+@pytest.fixture
+def server_env(model_store, results_dir) -> dict[str, str]:
+    return {
+        "MODELS_DIR": str(model_store.models_dir),
+        "REPORT_PATH": str(model_store.report_path),
+        "RESULTS_DIR": str(results_dir),
+    }
+
+
+def _nodelay_of_accepted_connection(listener: socket.socket) -> int:
+    """TCP_NODELAY of a connection accepted by plain asyncio on ``listener``."""
+    seen: list[int] = []
+
+    class Recorder(asyncio.Protocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            accepted = transport.get_extra_info("socket")
+            seen.append(accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+            transport.close()
+
+    async def accept_one() -> None:
+        server = await asyncio.get_running_loop().create_server(Recorder, sock=listener)
+        async with server:
+            _, writer = await asyncio.open_connection(*listener.getsockname()[:2])
+            while not seen:
+                await asyncio.sleep(0.01)
+            writer.close()
+
+    asyncio.run(accept_one())
+    return seen[0]
+
+
+def test_the_launcher_socket_gives_accepted_connections_tcp_nodelay():
+    # asyncio sets TCP_NODELAY only when the listener's proto is IPPROTO_TCP; uvicorn's own
+    # --workers socket has proto 0 and its connections keep Nagle on (Kludex/uvicorn#3149).
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as plain:
+        plain.bind(("127.0.0.1", 0))
+        assert _nodelay_of_accepted_connection(plain) == 0  # the bug this guards against
+    with bind_tcp_socket("127.0.0.1", 0) as launcher_socket:
+        assert _nodelay_of_accepted_connection(launcher_socket) == 1
+
+
+def _worker_pids(launcher_pid: int) -> set[int]:
+    """Live uvicorn workers: spawned children, not multiprocessing's resource tracker."""
+    children_file = Path(f"/proc/{launcher_pid}/task/{launcher_pid}/children")
+    children = [int(pid) for pid in children_file.read_text().split()]
+    workers = set()
+    for pid in children:
+        try:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes()
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except FileNotFoundError:
+            continue
+        if b"spawn_main" in command and state != "Z":
+            workers.add(pid)
+    return workers
+
+
+def _wait_for_replacement(launcher_pid: int, killed: int, workers: int) -> None:
+    deadline = time.monotonic() + RESTART_TIMEOUT_S
+    while time.monotonic() < deadline:
+        pids = _worker_pids(launcher_pid)
+        if killed not in pids and len(pids) >= workers:
+            return
+        time.sleep(0.1)
+    raise AssertionError("the dead worker was not replaced")
+
+
+def test_two_workers_keep_alive_fast_restart_dead_workers_and_stop_on_sigterm(server_env, tmp_path):
+    output = tmp_path / "server.out"
+    with launched_server(server_env, output, workers=2) as server:
+        with server.client(timeout=30) as client:
+            timings = []
+            for _ in range(KEEP_ALIVE_REQUESTS):  # one connection, kept alive
+                started = time.perf_counter()
+                assert client.post("/classify/svm", json=ADELIE).status_code == 200
+                timings.append(time.perf_counter() - started)
+        assert statistics.median(timings[1:]) < NAGLE_FREE_P50_S
+
+        launcher = server.process.pid
+        victim = min(_worker_pids(launcher))
+        os.kill(victim, signal.SIGKILL)
+        _wait_for_replacement(launcher, victim, workers=2)
+        for _ in range(10):  # whichever worker takes the connection answers
+            response = httpx.post(f"{server.base_url}/classify/svm", json=ADELIE, timeout=30)
+            assert response.status_code == 200
+
+        server.process.send_signal(signal.SIGTERM)
+        assert server.process.wait(timeout=30) == 0
+    assert "Finished server process" in output.read_text()

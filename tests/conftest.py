@@ -1,0 +1,21 @@
+"""Shared fixtures. The reusable pieces live in tests/support/ (see its modules)."""
+
+from pathlib import Path
+
+import pytest
+from support.models import ModelStore, train_prescribed_models
+
+
+@pytest.fixture(scope="session")
+def trained_models(tmp_path_factory: pytest.TempPathFactory) -> ModelStore:
+    """randomforest, svm and gradientboosting trained once per session by the real trainer.
+
+    Shared and read-only: a test that changes files uses ``model_store`` (a private copy).
+    """
+    return train_prescribed_models(tmp_path_factory.mktemp("trained"))
+
+
+@pytest.fixture
+def model_store(trained_models: ModelStore, tmp_path: Path) -> ModelStore:
+    """A private, modifiable copy of the trained models and their report."""
+    return trained_models.copy_to(tmp_path / "store")
