@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import sklearn
 from prometheus_client import Counter as PrometheusCounter
 from starlette.concurrency import run_in_threadpool
 
@@ -102,14 +103,17 @@ class PredictionService:
         """Predict every row (FEATURES order), append their log lines in one write, count them."""
         pipeline = model.require_usable()
         probabilities = None
-        if model.has_proba:
-            probabilities = forest.predict_proba(pipeline, rows)
-            if model.label_from_proba:
-                labels = np.take(model.classes, probabilities.argmax(axis=1))
+        # The request schema already refuses NaN and infinity; scikit-learn's second check of
+        # every input array costs ~10 % of a single-row SVM prediction.
+        with sklearn.config_context(assume_finite=True):
+            if model.has_proba:
+                probabilities = forest.predict_proba(pipeline, rows)
+                if model.label_from_proba:
+                    labels = np.take(model.classes, probabilities.argmax(axis=1))
+                else:
+                    labels = pipeline.predict(rows)
             else:
                 labels = pipeline.predict(rows)
-        else:
-            labels = pipeline.predict(rows)
         species_ids = labels.tolist()
         probability_rows = None if probabilities is None else probabilities.tolist()
         latency_ms = round((time.perf_counter() - started) * 1000, 3)
