@@ -9,13 +9,6 @@ from app.main import create_app
 
 
 @pytest.fixture
-def results_dir(tmp_path: Path) -> Path:
-    path = tmp_path / "results"
-    path.mkdir()
-    return path
-
-
-@pytest.fixture
 def settings(model_store: ModelStore, results_dir: Path) -> Settings:
     return Settings(
         models_dir=model_store.models_dir,

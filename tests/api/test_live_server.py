@@ -1,99 +1,80 @@
-"""A real uvicorn with 2 workers: concurrent requests, retraining under load, shared metrics."""
+"""The API live with 2 workers: concurrent requests, retraining under load, shared metrics.
 
-import random
+The 2-worker servers run the production launcher (`python -m app.serve`); the original's
+plain `uvicorn app:app` entry points are proved by one test of their own.
+"""
+
 import threading
 import time
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 
 import pandas as pd
 import pytest
 from sklearn.svm import SVC
 from support.api import ADELIE, read_log
 from support.live_server import live_server
+from support.load import Outcome, run_clients, send_requests
 
-MODELS = ["randomforest", "svm", "gradientboosting", "best"]
+WORKERS = 2
 CLIENTS = 8
 REQUESTS_PER_CLIENT = 25
+# One body in ten is invalid on purpose: a 422 must not be logged.
+MOSTLY_VALID_BODIES = [ADELIE] * 9 + [{**ADELIE, "bill_length_mm": 1000}]
 
 
-@pytest.fixture
-def server_env(model_store, tmp_path):
-    results = tmp_path / "results"
-    results.mkdir()
-    return {
-        "MODELS_DIR": str(model_store.models_dir),
-        "REPORT_PATH": str(model_store.report_path),
-        "RESULTS_DIR": str(results),
-    }
+def test_two_workers_under_concurrency_log_exactly_one_line_per_success(
+    server_env, results_dir, tmp_path
+):
+    with live_server(server_env, tmp_path / "server.out", WORKERS) as server:
+        outcomes = run_clients(
+            CLIENTS,
+            lambda seed: send_requests(
+                server.base_url, REQUESTS_PER_CLIENT, seed, MOSTLY_VALID_BODIES
+            ),
+        )
 
-
-def _hammer(server, count: int, seed: int, model_names=MODELS) -> list[tuple[int, str, str]]:
-    """(status, request id, model) for ``count`` requests; a few are invalid on purpose."""
-    rng = random.Random(seed)
-    outcomes = []
-    with server.client(timeout=30) as client:
-        for _ in range(count):
-            model = rng.choice(model_names)
-            body = dict(ADELIE) if rng.random() > 0.1 else {**ADELIE, "bill_length_mm": 1000}
-            response = client.post(f"/classify/{model}", json=body)
-            outcomes.append((response.status_code, response.headers.get("X-Request-ID"), model))
-    return outcomes
-
-
-def test_two_workers_under_concurrency_log_exactly_one_line_per_success(server_env, tmp_path):
-    log_path = tmp_path / "results" / "predictions.log"
-    with (
-        live_server(server_env, tmp_path / "uvicorn.out", workers=2) as server,
-        ThreadPoolExecutor(CLIENTS) as pool,
-    ):
-        batches = pool.map(lambda seed: _hammer(server, REQUESTS_PER_CLIENT, seed), range(CLIENTS))
-        outcomes = [outcome for batch in batches for outcome in batch]
-
-    statuses = Counter(status for status, _, _ in outcomes)
+    statuses = Counter(outcome.status for outcome in outcomes)
     assert set(statuses) <= {200, 422}
     assert statuses[200] > 0.8 * len(outcomes)
-    lines = read_log(log_path)  # fails if any line does not parse
+    lines = read_log(results_dir / "predictions.log")  # fails if any line does not parse
     assert len(lines) == statuses[200]
-    successful_ids = sorted(rid for status, rid, _ in outcomes if status == 200)
+    successful_ids = sorted(outcome.request_id for outcome in outcomes if outcome.status == 200)
     assert sorted(line["request_id"] for line in lines) == successful_ids
     assert all(line["result"]["species_name"] == "Adelie" for line in lines)
 
 
 def test_retraining_under_load_gives_no_5xx_and_serves_the_new_model(
-    model_store, server_env, tmp_path
+    model_store, server_env, results_dir, tmp_path
 ):
     original_sha = _report_sha(model_store, "svm")
     stop = threading.Event()
-    outcomes: list[int] = []
 
-    def load(seed: int) -> None:
-        while not stop.is_set():
-            outcomes.extend(status for status, _, _ in _hammer(server, 10, seed, ["svm"]))
+    with live_server(server_env, tmp_path / "server.out", WORKERS) as server:
 
-    with live_server(server_env, tmp_path / "uvicorn.out", workers=2) as server:
-        with ThreadPoolExecutor(4) as pool:
-            clients = [pool.submit(load, seed) for seed in range(4)]
-            try:
-                for c in (0.5, 2.0, 4.0):
+        def retrain_while_loaded(seed: int) -> list[Outcome]:
+            if seed == 0:  # one thread retrains while the others send requests
+                try:
+                    for c in (0.5, 2.0, 4.0):
+                        time.sleep(0.3)
+                        model_store.train({"svm": SVC(kernel="rbf", C=c, random_state=1)})
                     time.sleep(0.3)
-                    model_store.train({"svm": SVC(kernel="rbf", C=c, random_state=1)})
-                time.sleep(0.3)
-            finally:
-                stop.set()
-            for client in clients:
-                client.result()
+                finally:
+                    stop.set()
+                return []
+            return send_requests(server.base_url, 100_000, seed, [ADELIE], ("svm",), stop)
+
+        outcomes = run_clients(5, retrain_while_loaded)
         with server.client() as client:
             served = client.get("/models/svm").json()
             after = client.post("/classify/svm", json=ADELIE)
 
     new_sha = _report_sha(model_store, "svm")
     assert new_sha != original_sha
-    assert outcomes and all(status < 500 for status in outcomes)
+    assert outcomes and all(0 < outcome.status < 500 for outcome in outcomes)
     assert served["sha256"] == new_sha
     assert served["params"]["C"] == 4.0
     assert after.status_code == 200
-    last_line = read_log(tmp_path / "results" / "predictions.log")[-1]
+    last_line = read_log(results_dir / "predictions.log")[-1]
     assert last_line["request_id"] == after.headers["X-Request-ID"]
     assert last_line["model_sha256"] == new_sha
 
@@ -102,16 +83,14 @@ def test_prometheus_multiprocess_mode_aggregates_both_workers(server_env, tmp_pa
     metrics_dir = tmp_path / "prometheus"
     metrics_dir.mkdir()
     env = {**server_env, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
-    with live_server(env, tmp_path / "uvicorn.out", workers=2) as server:
-        with ThreadPoolExecutor(4) as pool:
-            outcomes = [
-                o for batch in pool.map(lambda s: _hammer(server, 20, s, ["svm"]), range(4))
-                for o in batch
-            ]  # fmt: skip
+    with live_server(env, tmp_path / "server.out", WORKERS) as server:
+        outcomes = run_clients(
+            4, lambda seed: send_requests(server.base_url, 20, seed, [ADELIE], ("svm",))
+        )
         with server.client() as client:
             text = client.get("/metrics").text
 
-    successes = sum(status == 200 for status, _, _ in outcomes)
+    successes = sum(outcome.status == 200 for outcome in outcomes)
     [counted] = [
         float(line.rsplit(" ", 1)[1])
         for line in text.splitlines()
@@ -119,6 +98,23 @@ def test_prometheus_multiprocess_mode_aggregates_both_workers(server_env, tmp_pa
     ]
     assert counted == successes
     assert list(metrics_dir.glob("counter_*.db")), "the workers kept their counters in files"
+
+
+@pytest.mark.parametrize("entry_point", ["uvicorn", "uvicorn --app-dir"])
+def test_the_original_uvicorn_entry_points_serve_the_api(
+    entry_point, server_env, results_dir, tmp_path
+):
+    # `uvicorn app:app` from API/, and `uvicorn --app-dir API app:app` from the root (issue 3).
+    with (
+        live_server(server_env, tmp_path / "server.out", entry_point=entry_point) as server,
+        server.client(timeout=30) as client,
+    ):
+        response = client.post("/classify/randomforest", json=ADELIE)
+
+    assert response.status_code == 200
+    assert response.json()["species_name"] == "Adelie"
+    [line] = read_log(results_dir / "predictions.log")
+    assert line["request_id"] == response.headers["X-Request-ID"]
 
 
 def _report_sha(store, name: str) -> str:

@@ -9,9 +9,8 @@ import time
 from pathlib import Path
 
 import httpx
-import pytest
 from support.api import ADELIE
-from support.launcher import launched_server
+from support.live_server import live_server
 
 from app.serve import bind_tcp_socket
 
@@ -19,15 +18,6 @@ KEEP_ALIVE_REQUESTS = 30
 # A keep-alive request that waits for a delayed ACK (Nagle on) takes ~40 ms on Linux.
 NAGLE_FREE_P50_S = 0.02
 RESTART_TIMEOUT_S = 60
-
-
-@pytest.fixture
-def server_env(model_store, results_dir) -> dict[str, str]:
-    return {
-        "MODELS_DIR": str(model_store.models_dir),
-        "REPORT_PATH": str(model_store.report_path),
-        "RESULTS_DIR": str(results_dir),
-    }
 
 
 def _nodelay_of_accepted_connection(listener: socket.socket) -> int:
@@ -90,7 +80,7 @@ def _wait_for_replacement(launcher_pid: int, killed: int, workers: int) -> None:
 
 def test_two_workers_keep_alive_fast_restart_dead_workers_and_stop_on_sigterm(server_env, tmp_path):
     output = tmp_path / "server.out"
-    with launched_server(server_env, output, workers=2) as server:
+    with live_server(server_env, output, workers=2) as server:
         with server.client(timeout=30) as client:
             timings = []
             for _ in range(KEEP_ALIVE_REQUESTS):  # one connection, kept alive

@@ -11,24 +11,15 @@ import time
 
 import httpx
 import pytest
+from support import REPO_ROOT
+from support.api import ADELIE
 from support.compose import ComposeStack, docker
-from support.live_server import REPO_ROOT
 
 from penguin_contract import FEATURES, SPECIES
 
 pytestmark = pytest.mark.e2e
 
 BOOTSTRAP_MODELS = {"randomforest", "svm", "gradientboosting"}
-# The original project's curl example: a male Adelie from Torgersen.
-ORIGINAL_EXAMPLE = {
-    "island": 1,
-    "bill_length_mm": 39.1,
-    "bill_depth_mm": 18.7,
-    "flipper_length_mm": 181,
-    "body_mass_g": 3750,
-    "sex": 1,
-    "year": 2007,
-}
 EXTRA_MODEL = "e2e_tree"
 # Appended to train.ipynb and run with the rest of it, as a student would add a cell.
 EXTRA_CELL = f"""
@@ -98,7 +89,7 @@ def test_first_start_trains_the_default_models(stack: ComposeStack) -> None:
 
 @pytest.mark.parametrize("model", sorted(BOOTSTRAP_MODELS))
 def test_original_curl_example_is_an_adelie(stack: ComposeStack, model: str) -> None:
-    prediction = classify(stack, model, ORIGINAL_EXAMPLE)
+    prediction = classify(stack, model, ADELIE)
 
     assert prediction["model"] == model
     assert (prediction["species_id"], prediction["species_name"]) == (1, "Adelie")
@@ -111,7 +102,7 @@ def test_real_birds_get_their_species(stack: ComposeStack, model: str, species: 
 
 
 def test_predictions_are_logged_in_the_shared_results_volume(stack: ComposeStack) -> None:
-    body = {**ORIGINAL_EXAMPLE, "body_mass_g": 3700 + secrets.randbelow(10_000) / 100}
+    body = {**ADELIE, "body_mass_g": 3700 + secrets.randbelow(10_000) / 100}
     classify(stack, "svm", body)
 
     for service in ("api", "jupyter"):  # the volume is shared: both see the same lines
@@ -226,7 +217,7 @@ def test_model_added_in_the_notebook_is_served_without_restart(stack: ComposeSta
     models = listed_models(stack)
     assert EXTRA_MODEL in models
     assert "knn" in models  # the notebook's own "add a new model" cell ran too
-    assert classify(stack, EXTRA_MODEL, ORIGINAL_EXAMPLE)["species_name"] == "Adelie"
+    assert classify(stack, EXTRA_MODEL, ADELIE)["species_name"] == "Adelie"
     with stack.api() as api:
         randomforest_after = api.get("/models/randomforest").json()
     assert randomforest_after["trained_at"] > randomforest_before["trained_at"]

@@ -1,26 +1,8 @@
 """Reliability tests run the API as production does: `python -m app.serve` with N workers."""
 
-from pathlib import Path
-
 import pytest
 from support.api import body_from_row
-from support.models import ModelStore, penguins
-
-
-@pytest.fixture
-def results_dir(tmp_path: Path) -> Path:
-    path = tmp_path / "results"
-    path.mkdir()
-    return path
-
-
-@pytest.fixture
-def server_env(model_store: ModelStore, results_dir: Path) -> dict[str, str]:
-    return {
-        "MODELS_DIR": str(model_store.models_dir),
-        "REPORT_PATH": str(model_store.report_path),
-        "RESULTS_DIR": str(results_dir),
-    }
+from support.models import penguins
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import httpx
 from support.api import ADELIE, read_log
-from support.launcher import launched_server, send_requests
+from support.live_server import live_server
+from support.load import send_requests
 
 WORKERS = 2
 CLIENTS = 8
@@ -37,7 +38,7 @@ def test_kill_9_mid_load_tears_no_line_and_the_server_serves_again(
     log_path = results_dir / "predictions.log"
     stop_clients = threading.Event()
     with (
-        launched_server(server_env, tmp_path / "server.out", WORKERS) as server,
+        live_server(server_env, tmp_path / "server.out", WORKERS) as server,
         ThreadPoolExecutor(CLIENTS) as pool,
     ):
         clients = [
@@ -60,7 +61,7 @@ def test_kill_9_mid_load_tears_no_line_and_the_server_serves_again(
     assert len(acknowledged) >= LINES_BEFORE_KILL - CLIENTS * WORKERS
     assert acknowledged <= logged_ids, "a prediction was returned but never logged"
 
-    with launched_server(server_env, tmp_path / "server.out", workers=1) as server:
+    with live_server(server_env, tmp_path / "server.out") as server:
         response = httpx.post(f"{server.base_url}/classify/svm", json=ADELIE, timeout=30)
     assert response.status_code == 200
     after_restart = read_log(log_path)

@@ -4,7 +4,8 @@ import json
 
 import httpx
 from support.api import ADELIE
-from support.launcher import launched_server, server_rss_bytes
+from support.live_server import live_server
+from support.load import server_rss_bytes
 
 BIG_BODY_BYTES = 8 * 1024 * 1024  # twice the default MAX_BODY_BYTES
 NESTING_DEPTH = 200_000
@@ -47,7 +48,7 @@ def _hostile_requests(client: httpx.Client) -> list[tuple[str, int]]:
 
 def test_hostile_bodies_get_4xx_and_leave_memory_bounded(server_env, tmp_path):
     with (
-        launched_server(server_env, tmp_path / "server.out", workers=1) as server,
+        live_server(server_env, tmp_path / "server.out") as server,
         server.client(timeout=60) as client,
     ):
         for _ in range(5):

@@ -3,13 +3,8 @@
 from collections import Counter
 
 from support.api import read_log
-from support.launcher import (
-    MODELS,
-    REQUIRED_LOG_KEYS,
-    launched_server,
-    run_clients,
-    send_requests,
-)
+from support.live_server import live_server
+from support.load import MODELS, REQUIRED_LOG_KEYS, run_clients, send_requests
 
 WORKERS = 4
 CLIENTS = 16
@@ -19,7 +14,7 @@ REQUESTS_PER_CLIENT = 320  # 5 120 in all
 def test_sustained_mixed_load_logs_one_line_per_prediction(
     server_env, results_dir, penguin_bodies, tmp_path
 ):
-    with launched_server(server_env, tmp_path / "server.out", WORKERS) as server:
+    with live_server(server_env, tmp_path / "server.out", WORKERS) as server:
         outcomes = run_clients(
             CLIENTS,
             lambda seed: send_requests(server.base_url, REQUESTS_PER_CLIENT, seed, penguin_bodies),

@@ -8,7 +8,8 @@ from collections import Counter
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.svm import SVC
 from support.api import read_log
-from support.launcher import launched_server, run_clients, send_requests
+from support.live_server import live_server
+from support.load import run_clients, send_requests
 from support.models import ModelStore
 
 WORKERS = 2
@@ -51,7 +52,7 @@ def test_replacing_model_files_under_load_serves_only_whole_models(
     stop = threading.Event()
     swaps: Counter = Counter()
     swapper = threading.Thread(target=_swap_until, args=(stop, model_store, versions, swaps))
-    with launched_server(server_env, tmp_path / "server.out", WORKERS) as server:
+    with live_server(server_env, tmp_path / "server.out", WORKERS) as server:
         swapper.start()
         try:
             outcomes = run_clients(

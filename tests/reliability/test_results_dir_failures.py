@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 from support.api import ADELIE, read_log
-from support.launcher import launched_server
+from support.live_server import live_server
 
 FILLER_CHUNK = b"\0" * 4096
 
@@ -76,7 +76,7 @@ def test_read_only_results_dir_makes_the_api_not_ready_and_refuse(
 ):
     with (
         _read_only(results_dir),
-        launched_server(server_env, tmp_path / "server.out", workers=1) as server,
+        live_server(server_env, tmp_path / "server.out") as server,
         server.client(timeout=30) as client,
     ):
         _assert_refuses_to_predict(client)
@@ -91,7 +91,7 @@ def test_full_results_dir_refuses_every_prediction_it_cannot_log(server_env, res
     log_path = results_dir / "predictions.log"
     with (
         _tmpfs(results_dir, "size=64k"),
-        launched_server(server_env, tmp_path / "server.out", workers=1) as server,
+        live_server(server_env, tmp_path / "server.out") as server,
         server.client(timeout=30) as client,
     ):
         assert client.post("/classify/svm", json=ADELIE).status_code == 200

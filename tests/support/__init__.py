@@ -1,1 +1,5 @@
-"""Reusable test pieces: models trained by the real ModelTrainer, and a live uvicorn server."""
+"""Reusable test pieces: models trained by the real ModelTrainer, a live API server, load."""
+
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]

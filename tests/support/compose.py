@@ -21,9 +21,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from support import REPO_ROOT
 from support.live_server import free_port
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO_ROOT / "Docker" / "docker-compose.yml"
 SERVICES = ("jupyter", "api")
 BUILD_TIMEOUT_S = 900

@@ -1,4 +1,4 @@
-"""A real uvicorn serving `app:app` in a subprocess on a free 127.0.0.1 port."""
+"""The API in a subprocess on a free 127.0.0.1 port, started as production does by default."""
 
 import os
 import signal
@@ -9,12 +9,20 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Literal
 
 import httpx
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from support import REPO_ROOT
+
+API_DIR = REPO_ROOT / "API"
 STARTUP_TIMEOUT_S = 60
 STOP_TIMEOUT_S = 20
+
+# "serve": the production launcher `python -m app.serve`, run from API/.
+# "uvicorn": `uvicorn app:app` run from API/, the original project's entry point.
+# "uvicorn --app-dir": `uvicorn --app-dir API app:app` run from the repository root.
+EntryPoint = Literal["serve", "uvicorn", "uvicorn --app-dir"]
 
 
 def free_port() -> int:
@@ -41,36 +49,29 @@ def live_server(
     env: dict[str, str],
     output_path: Path,
     workers: int = 1,
-    extra_args: tuple[str, ...] = (),
-    launcher: str = "uvicorn",
+    entry_point: EntryPoint = "serve",
 ) -> Iterator[LiveServer]:
     """Start the API on a free 127.0.0.1 port, wait for /health, and always stop it.
 
-    ``launcher="uvicorn"`` runs `uvicorn --app-dir API app:app --workers N` (plus
-    ``extra_args``); ``launcher="serve"`` runs the production launcher `python -m app.serve`
-    (from API/, configured by API_HOST, API_PORT, API_WORKERS).
     ``env`` is added to the current environment (MODELS_DIR, REPORT_PATH, RESULTS_DIR, ...).
-    The server's output goes to ``output_path``. The process group is stopped with SIGTERM
-    (SIGKILL after STOP_TIMEOUT_S), even when the body raised.
+    Only the production launcher runs several workers: plain uvicorn is there to prove its
+    entry points work. The server's output is appended to ``output_path``. The process group
+    is stopped with SIGTERM (SIGKILL after STOP_TIMEOUT_S), even when the body raised.
     """
     port = free_port()
     server_env = {**os.environ, **env}
-    if launcher == "serve":
-        command = [sys.executable, "-m", "app.serve", *extra_args]
-        cwd = REPO_ROOT / "API"
+    if entry_point == "serve":
+        command, cwd = [sys.executable, "-m", "app.serve"], API_DIR
         server_env.update(API_HOST="127.0.0.1", API_PORT=str(port), API_WORKERS=str(workers))
-    elif launcher == "uvicorn":
-        command = [
-            sys.executable, "-m", "uvicorn", "app:app",
-            "--app-dir", str(REPO_ROOT / "API"),
-            "--host", "127.0.0.1", "--port", str(port),
-            "--workers", str(workers),
-            *extra_args,
-        ]  # fmt: skip
-        cwd = REPO_ROOT
     else:
-        raise ValueError(f"unknown launcher {launcher!r}: use 'uvicorn' or 'serve'")
-    with open(output_path, "wb") as output:
+        if workers != 1:
+            raise ValueError("several workers need the production launcher (entry_point='serve')")
+        uvicorn = [sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--port", str(port)]
+        if entry_point == "uvicorn":
+            command, cwd = [*uvicorn, "app:app"], API_DIR
+        else:
+            command, cwd = [*uvicorn, "--app-dir", "API", "app:app"], REPO_ROOT
+    with open(output_path, "ab") as output:
         process = subprocess.Popen(
             command,
             cwd=cwd,
@@ -81,13 +82,14 @@ def live_server(
         )
     server = LiveServer(process, f"http://127.0.0.1:{port}", output_path)
     try:
-        _wait_for_health(server)
+        wait_for_health(server)
         yield server
     finally:
         stop(process)
 
 
 def stop(process: subprocess.Popen) -> None:
+    """SIGTERM the process group; SIGKILL it if it is still there after STOP_TIMEOUT_S."""
     if process.poll() is not None:
         return
     os.killpg(process.pid, signal.SIGTERM)
@@ -98,15 +100,16 @@ def stop(process: subprocess.Popen) -> None:
         process.wait()
 
 
-def _wait_for_health(server: LiveServer) -> None:
+def wait_for_health(server: LiveServer) -> None:
+    """Return once /health answers 200; raise with the server's output if it exits first."""
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
-            raise RuntimeError(f"uvicorn exited at startup:\n{server.output()}")
+            raise RuntimeError(f"the API exited at startup:\n{server.output()}")
         try:
             if httpx.get(f"{server.base_url}/health", timeout=1).status_code == 200:
                 return
         except httpx.TransportError:
             pass
         time.sleep(0.1)
-    raise RuntimeError(f"uvicorn did not answer /health in {STARTUP_TIMEOUT_S} s")
+    raise RuntimeError(f"the API did not answer /health in {STARTUP_TIMEOUT_S} s")

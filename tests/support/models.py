@@ -15,9 +15,9 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
 from penguin_contract import FEATURES, TARGET
+from support import REPO_ROOT
 from utils.model_trainer import ModelTrainer
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 DATA_PATH = REPO_ROOT / "data" / "penguins_v1.csv"
 
 

@@ -1,53 +1,21 @@
-"""Run the API as production does (`python -m app.serve`, N workers) and load it."""
+"""Load a running API: concurrent classify requests from client threads, and its memory."""
 
 import os
 import random
-import subprocess
-import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
 from support.api import ADELIE
-from support.live_server import LiveServer, _wait_for_health, free_port, stop
+from support.live_server import LiveServer
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 MODELS = ("randomforest", "svm", "gradientboosting", "best")
 REQUIRED_LOG_KEYS = {"timestamp", "input", "result", "request_id", "model", "model_sha256"}
 REQUEST_TIMEOUT_S = 30
-
-
-@contextmanager
-def launched_server(env: dict[str, str], output_path: Path, workers: int) -> Iterator[LiveServer]:
-    """The production launcher on a free port; always stopped (SIGTERM, then SIGKILL)."""
-    port = free_port()
-    server_env = {
-        **os.environ,
-        **env,
-        "API_HOST": "127.0.0.1",
-        "API_PORT": str(port),
-        "API_WORKERS": str(workers),
-    }
-    with open(output_path, "ab") as output:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "app.serve"],
-            cwd=REPO_ROOT / "API",
-            env=server_env,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    server = LiveServer(process, f"http://127.0.0.1:{port}", output_path)
-    try:
-        _wait_for_health(server)
-        yield server
-    finally:
-        stop(process)
 
 
 @dataclass(frozen=True)
