@@ -9,6 +9,7 @@ from app.api.exception_handlers import install_exception_handlers
 from app.api.routes import api_router
 from app.core.config import Settings
 from app.docs import mount_docs
+from app.listing import ModelListing
 from app.metrics import instrument
 from app.prediction_log import PredictionLog
 from app.report import MetricsReport
@@ -47,6 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.report = report
     app.state.repository = repository
+    app.state.listing = ModelListing(repository, report)
     app.state.prediction_log = prediction_log
     app.state.service = PredictionService(
         repository, report, prediction_log, predictions_counter, settings.max_batch_size

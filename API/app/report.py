@@ -50,6 +50,10 @@ class MetricsReport:
                 self._rows, self._key = self._read(key)
             return self._rows
 
+    def signature(self) -> FileKey | None:
+        """Equal while the report file is unchanged (None: there is no report)."""
+        return FileKey.of_path(self.path)
+
     def row(self, name: str) -> ReportRow:
         return self.rows().get(name, EMPTY_ROW)
 

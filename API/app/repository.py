@@ -11,8 +11,10 @@ import io
 import os
 import threading
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from stat import S_ISREG
 from typing import Literal
 
 import joblib
@@ -31,6 +33,7 @@ _PROBE_ROW = np.array([[(f.minimum + f.maximum) // 2 for f in FIELDS]], dtype=np
 # warnings.catch_warnings is process-global state, so loads that record warnings take turns.
 _WARNINGS_LOCK = threading.Lock()
 _MAX_REMEMBERED_FILENAMES = 10_000
+_DIRECTORY_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,25 +76,52 @@ class ModelRepository:
 
     def discover(self) -> dict[str, FileKey]:
         """Model name -> file key for every '{name}_model.pkl' that follows the naming rule."""
-        found: dict[str, FileKey] = {}
-        try:
-            entries = os.scandir(self.models_dir)
-        except (FileNotFoundError, NotADirectoryError):
-            entries = None
-        if entries is not None:
-            with entries:
-                for entry in entries:
-                    name = self._name_of(entry.name)
-                    if name is None:
-                        continue
-                    try:
-                        if entry.is_file():
-                            found[name] = FileKey.of_stat(entry.path, entry.stat())
-                    except FileNotFoundError:  # deleted while listing
-                        continue
+        found = {name: FileKey.of_stat(path, stat) for name, path, stat in self._scan()}
         for gone in self._cache.keys() - found.keys():
             self._cache.pop(gone, None)
         return found
+
+    def signatures(self) -> tuple[tuple[str, int, int, int, int], ...]:
+        """(name, mtime_ns, size, inode, device) of every model file, by name: equal while
+        no model file was added, rewritten, replaced or deleted. One stat per file, relative to
+        the directory's descriptor (this runs on every GET /models)."""
+        try:
+            directory = os.open(self.models_dir, _DIRECTORY_FLAGS)
+        except (FileNotFoundError, NotADirectoryError):
+            return ()
+        found = []
+        try:
+            for filename in os.listdir(directory):
+                name = self._name_of(filename)
+                if name is None:
+                    continue
+                try:
+                    stat = os.stat(filename, dir_fd=directory)
+                except FileNotFoundError:  # deleted while listing
+                    continue
+                if S_ISREG(stat.st_mode):
+                    found.append((name, stat.st_mtime_ns, stat.st_size, stat.st_ino, stat.st_dev))
+        finally:
+            os.close(directory)
+        found.sort()
+        return tuple(found)
+
+    def _scan(self) -> Iterator[tuple[str, str, os.stat_result]]:
+        """(model name, path, stat) of every model file in MODELS_DIR."""
+        try:
+            entries = os.scandir(self.models_dir)
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        with entries:
+            for entry in entries:
+                name = self._name_of(entry.name)
+                if name is None:
+                    continue
+                try:
+                    if entry.is_file():
+                        yield name, entry.path, entry.stat()
+                except FileNotFoundError:  # deleted while listing
+                    continue
 
     def _name_of(self, filename: str) -> str | None:
         """model_name_from_filename, memoized: a listing sees the same names again and again."""

@@ -11,6 +11,8 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
+    ModelWrapValidatorHandler,
+    PrivateAttr,
     Tag,
     WithJsonSchema,
     create_model,
@@ -156,6 +158,21 @@ class BatchColumns(BaseModel):
     )
 
     columns: PenguinColumns  # type: ignore[valid-type]
+    _rows: np.ndarray | None = PrivateAttr(None)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _valid_columns_fast(
+        cls, data: Any, handler: ModelWrapValidatorHandler["BatchColumns"]
+    ) -> "BatchColumns":
+        """Check valid columns with NumPy; anything else gets pydantic's value-by-value
+        validation, so errors are exactly pydantic's (field, row index, allowed range)."""
+        columns = checked_columns(data)
+        if columns is None:
+            return handler(data)
+        batch = cls.model_construct(columns=PenguinColumns.model_construct(**columns))
+        batch._rows = np.column_stack(list(columns.values()))
+        return batch
 
     @model_validator(mode="after")
     def _columns_have_equal_lengths(self) -> "BatchColumns":
@@ -168,9 +185,57 @@ class BatchColumns(BaseModel):
         return len(getattr(self.columns, FEATURES[0]))
 
     def rows(self) -> np.ndarray:
+        if self._rows is not None:
+            return self._rows
         return np.column_stack(
             [np.asarray(getattr(self.columns, name), dtype=np.float64) for name in FEATURES]
         )
+
+
+_NUMBER_TYPES = frozenset({int, float})
+
+
+def checked_columns(data: Any) -> dict[str, np.ndarray] | None:
+    """{field: float64 column} when ``data`` is {"columns": {...}} with every value valid,
+    of equal lengths; else None. Vectorised: a 1000-row batch is 7 NumPy passes."""
+    if not isinstance(data, dict) or len(data) != 1 or not isinstance(data.get("columns"), dict):
+        return None
+    columns = {}
+    for spec in FIELDS:
+        values = data["columns"].get(spec.name)
+        if type(values) is not list or not values:
+            return None
+        column = _checked_column(spec, values)
+        if column is None:
+            return None
+        columns[spec.name] = column
+    if len({len(column) for column in columns.values()}) != 1:
+        return None
+    return columns
+
+
+def _checked_column(spec: ContractField, values: list[Any]) -> np.ndarray | None:
+    kinds = set(map(type, values))  # bool is not int here: strict fields refuse booleans
+    if spec.codes is not None and str in kinds:
+        convert = _label_to_code(spec.codes)
+        try:
+            values = [convert(value) for value in values]
+        except ValueError:
+            return None
+        kinds = set(map(type, values))
+    if not kinds <= _NUMBER_TYPES:
+        return None
+    try:
+        column = np.array(values, dtype=np.float64)
+    except (OverflowError, ValueError):
+        return None
+    if not np.isfinite(column).all():
+        return None
+    if column.min() < spec.minimum or column.max() > spec.maximum:
+        return None
+    if spec.kind == "integer" and not (np.floor(column) == column).all():
+        return None
+    return column
 
 
 def _batch_kind(body: Any) -> str:

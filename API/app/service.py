@@ -2,8 +2,6 @@
 
 import time
 from collections import Counter
-from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import sklearn
@@ -12,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from app import forest
 from app.errors import BatchTooLargeError, ModelNotFoundError, NoBestModelError
-from app.log_records import log_lines
+from app.log_records import EncodedPredictions, encode_predictions, log_lines
 from app.prediction_log import PredictionLog, utc_timestamp
 from app.report import MetricsReport
 from app.repository import LoadedModel, ModelRepository
@@ -20,25 +18,6 @@ from penguin_contract import RESERVED_MODEL_NAMES, SPECIES, normalize_model_name
 
 BEST_ALIAS = "best"
 assert BEST_ALIAS in RESERVED_MODEL_NAMES
-
-
-@dataclass(frozen=True, slots=True)
-class PredictionResult:
-    model: str
-    species_id: int
-    probabilities: dict[str, float] | None
-
-    @property
-    def species_name(self) -> str:
-        return SPECIES[self.species_id]
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "model": self.model,
-            "species_id": self.species_id,
-            "species_name": self.species_name,
-            "probabilities": self.probabilities,
-        }
 
 
 class PredictionService:
@@ -99,7 +78,7 @@ class PredictionService:
         request_id: str,
         started: float,
         batch: bool = False,
-    ) -> list[PredictionResult]:
+    ) -> EncodedPredictions:
         """Predict every row (FEATURES order), append their log lines in one write, count them."""
         pipeline = model.require_usable()
         probabilities = None
@@ -114,31 +93,21 @@ class PredictionService:
                     labels = pipeline.predict(rows)
             else:
                 labels = pipeline.predict(rows)
-        species_ids = labels.tolist()
-        probability_rows = None if probabilities is None else probabilities.tolist()
+        predictions = encode_predictions(model.name, labels, probabilities, model.class_names)
         latency_ms = round((time.perf_counter() - started) * 1000, 3)
         self.log.append(
             log_lines(
                 timestamp=utc_timestamp(),
                 request_id=request_id,
-                model=model.name,
                 model_sha256=model.sha256,
-                rows=rows.tolist(),
-                species_ids=species_ids,
-                probabilities=probability_rows,
-                class_names=model.class_names,
+                rows=rows,
+                predictions=predictions,
                 latency_ms=latency_ms,
                 batch=batch,
             )
         )
-        self._count(model.name, species_ids)
-        if probability_rows is None:
-            return [PredictionResult(model.name, species, None) for species in species_ids]
-        names = model.class_names
-        return [
-            PredictionResult(model.name, species, dict(zip(names, proba, strict=True)))
-            for species, proba in zip(species_ids, probability_rows, strict=True)
-        ]
+        self._count(model.name, predictions.species_ids)
+        return predictions
 
     def _count(self, model_name: str, species_ids: list[int]) -> None:
         for species, count in Counter(species_ids).items():

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from app.core.config import Settings
+from app.listing import ModelListing
 from app.prediction_log import PredictionLog
 from app.report import MetricsReport
 from app.repository import ModelRepository
@@ -32,6 +33,10 @@ async def get_prediction_log(request: Request) -> PredictionLog:
     return request.app.state.prediction_log
 
 
+async def get_listing(request: Request) -> ModelListing:
+    return request.app.state.listing
+
+
 async def get_service(request: Request) -> PredictionService:
     return request.app.state.service
 
@@ -51,5 +56,6 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 RepositoryDep = Annotated[ModelRepository, Depends(get_repository)]
 ReportDep = Annotated[MetricsReport, Depends(get_report)]
 PredictionLogDep = Annotated[PredictionLog, Depends(get_prediction_log)]
+ListingDep = Annotated[ModelListing, Depends(get_listing)]
 ServiceDep = Annotated[PredictionService, Depends(get_service)]
 RequestIdDep = Annotated[str, Depends(get_request_id)]

@@ -4,10 +4,11 @@ import time
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Path
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import REQUEST_ID_HEADER, RequestIdDep, ServiceDep
+from app.api.json_route import OrjsonRoute
 from app.api.openapi import BATCH_EXAMPLES, CLASSIFY_ERRORS, CLASSIFY_EXAMPLES
 from app.schemas import (
     BatchPrediction,
@@ -17,7 +18,7 @@ from app.schemas import (
     feature_rows,
 )
 
-router = APIRouter(tags=["classification"])
+router = APIRouter(tags=["classification"], route_class=OrjsonRoute)
 
 ModelName = Annotated[
     str,
@@ -40,7 +41,7 @@ async def classify(
     features: Annotated[PenguinFeatures, Body(openapi_examples=CLASSIFY_EXAMPLES)],  # type: ignore[valid-type]
     service: ServiceDep,
     request_id: RequestIdDep,
-) -> JSONResponse:
+) -> Response:
     """Predict the species of one bird. The prediction is logged before it is returned.
 
     `island` and `sex` take codes or names (`"Biscoe"`, `"female"`, any case).
@@ -49,10 +50,10 @@ async def classify(
     loaded = await service.model_for(model)
     rows = feature_rows([features])
     if service.log.fsync:  # an fsync blocks for milliseconds: keep it off the event loop
-        [result] = await run_in_threadpool(service.classify, loaded, rows, request_id, started)
+        predictions = await run_in_threadpool(service.classify, loaded, rows, request_id, started)
     else:
-        [result] = service.classify(loaded, rows, request_id, started)
-    return JSONResponse(result.as_dict(), headers={REQUEST_ID_HEADER: request_id})
+        predictions = service.classify(loaded, rows, request_id, started)
+    return _json_response(predictions.prediction_json(), request_id)
 
 
 @router.post(
@@ -66,7 +67,7 @@ async def classify_batch(
     body: Annotated[BatchRequest, Body(openapi_examples=BATCH_EXAMPLES)],  # type: ignore[valid-type]
     service: ServiceDep,
     request_id: RequestIdDep,
-) -> JSONResponse:
+) -> Response:
     """Predict up to MAX_BATCH_SIZE birds (413 above it), in order.
 
     The body is either `{"instances": [{...}, ...]}` or, cheaper for large batches,
@@ -78,12 +79,12 @@ async def classify_batch(
     started = time.perf_counter()
     service.check_batch_size(body.size())
     loaded = await service.model_for(model)
-    results = await run_in_threadpool(
+    predictions = await run_in_threadpool(
         service.classify, loaded, body.rows(), request_id, started, batch=True
     )
-    content = {
-        "model": loaded.name,
-        "request_id": request_id,
-        "predictions": [result.as_dict() for result in results],
-    }
-    return JSONResponse(content, headers={REQUEST_ID_HEADER: request_id})
+    return _json_response(predictions.batch_json(request_id), request_id)
+
+
+def _json_response(content: bytes, request_id: str) -> Response:
+    """Already-encoded JSON (see app.log_records), with the request id header."""
+    return Response(content, media_type="application/json", headers={REQUEST_ID_HEADER: request_id})

@@ -7,11 +7,11 @@ from fastapi import APIRouter, Path
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from app.api.deps import ReportDep, RepositoryDep, ServiceDep
+from app.api.deps import ListingDep, ReportDep, RepositoryDep, ServiceDep
 from app.api.openapi import MODEL_NOT_FOUND
 from app.errors import ModelNotFoundError
-from app.report import EMPTY_ROW, ReportRow
-from app.repository import LoadedModel
+from app.report import EMPTY_ROW, MetricsReport, ReportRow
+from app.repository import LoadedModel, ModelRepository
 from app.schemas import ModelDetail, ModelsResponse
 from app.service import BEST_ALIAS
 from penguin_contract import normalize_model_name
@@ -30,12 +30,23 @@ def _summary(model: LoadedModel, row: ReportRow) -> dict:
 
 
 @router.get("/models", response_model=ModelsResponse, summary="List the available models")
-async def list_models(repository: RepositoryDep, report: ReportDep) -> Response:
+async def list_models(
+    repository: RepositoryDep, report: ReportDep, listing: ListingDep
+) -> Response:
     """Every `{name}_model.pkl` in MODELS_DIR, sorted by name, with its report metrics.
 
     Files that cannot be served are listed too, with `status` and `reason`. Each file is
     loaded once per version (then cached), so a listing reads no pickle in the steady state.
     """
+    state = listing.state()
+    body = listing.body_for(state)
+    if body is None:
+        body = await _listing_body(repository, report)
+        listing.remember(state, body)
+    return Response(body, media_type="application/json")
+
+
+async def _listing_body(repository: ModelRepository, report: MetricsReport) -> bytes:
     rows = report.rows()
     discovered = repository.discover()
     models = repository.cached_models(discovered)
@@ -44,7 +55,7 @@ async def list_models(repository: RepositoryDep, report: ReportDep) -> Response:
     entries = b",".join(
         _summary_json(models[name], rows.get(name, EMPTY_ROW)) for name in sorted(models)
     )
-    return Response(b'{"available_models":[' + entries + b"]}", media_type="application/json")
+    return b'{"available_models":[' + entries + b"]}"
 
 
 # (id(model), id(row)) -> (model, row, entry): the objects are kept so their ids stay unique.
