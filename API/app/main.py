@@ -26,11 +26,13 @@ is appended to RESULTS_DIR/predictions.log before it is returned.
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     prediction_log = PredictionLog(settings.predictions_log_path, fsync=settings.log_fsync)
+    repository = ModelRepository(settings.models_dir)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
         prediction_log.close()
+        repository.close()
 
     app = FastAPI(
         title="Penguin Classifier API",
@@ -42,7 +44,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     report = MetricsReport(settings.report_path)
-    repository = ModelRepository(settings.models_dir)
     app.include_router(api_router)
     predictions_counter = instrument(app)
     app.state.settings = settings

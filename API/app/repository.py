@@ -1,7 +1,8 @@
 """Model discovery and the loaded-model cache.
 
-Discovery is one ``os.scandir`` of MODELS_DIR per listing (or one ``stat`` of the requested
-file per prediction), so new, retrained and deleted models show on the very next request.
+A listing looks at MODELS_DIR again whenever its inotify watch saw any change (see
+app.watch), and a prediction stats the requested file, so new, retrained and deleted models
+show on the very next request.
 A loaded pipeline is reused while its file key (path, mtime_ns, size, inode) is unchanged;
 concurrent first requests for the same name load it once (a lock per name).
 """
@@ -24,6 +25,7 @@ from sklearn.pipeline import Pipeline
 
 from app.errors import ModelNotFoundError, ModelUnavailableError
 from app.files import FileKey
+from app.watch import DirectoryWatch
 from penguin_contract import FEATURES, FIELDS, SPECIES, model_filename, model_name_from_filename
 
 Status = Literal["ok", "error", "incompatible"]
@@ -73,6 +75,9 @@ class ModelRepository:
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
         self._names: dict[str, str | None] = {}
+        self._watch = DirectoryWatch(models_dir)
+        self._signatures_lock = threading.Lock()
+        self._signatures: tuple[tuple[str, int, int, int, int], ...] = ()
 
     def discover(self) -> dict[str, FileKey]:
         """Model name -> file key for every '{name}_model.pkl' that follows the naming rule."""
@@ -83,8 +88,19 @@ class ModelRepository:
 
     def signatures(self) -> tuple[tuple[str, int, int, int, int], ...]:
         """(name, mtime_ns, size, inode, device) of every model file, by name: equal while
-        no model file was added, rewritten, replaced or deleted. One stat per file, relative to
-        the directory's descriptor (this runs on every GET /models)."""
+        no model file was added, rewritten, replaced or deleted (this runs on every GET
+        /models). The files are stat-ed again only when the directory watch says they may
+        have changed."""
+        with self._signatures_lock:  # a look that finds no change must wait for one that did
+            if self._watch.may_have_changed():
+                self._signatures = self._stat_signatures()
+            return self._signatures
+
+    def close(self) -> None:
+        self._watch.close()
+
+    def _stat_signatures(self) -> tuple[tuple[str, int, int, int, int], ...]:
+        """One stat per model file, relative to the directory's descriptor."""
         try:
             directory = os.open(self.models_dir, _DIRECTORY_FLAGS)
         except (FileNotFoundError, NotADirectoryError):
