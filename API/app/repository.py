@@ -23,6 +23,7 @@ import numpy as np
 from sklearn.exceptions import InconsistentVersionWarning
 from sklearn.pipeline import Pipeline
 
+from app import fast_predict
 from app.errors import ModelNotFoundError, ModelUnavailableError
 from app.files import FileKey
 from app.watch import DirectoryWatch
@@ -30,12 +31,27 @@ from penguin_contract import FEATURES, FIELDS, SPECIES, model_filename, model_na
 
 Status = Literal["ok", "error", "incompatible"]
 
-# A valid row (each field's midpoint) used to check that a freshly loaded pipeline predicts.
-_PROBE_ROW = np.array([[(f.minimum + f.maximum) // 2 for f in FIELDS]], dtype=np.float64)
 # warnings.catch_warnings is process-global state, so loads that record warnings take turns.
 _WARNINGS_LOCK = threading.Lock()
 _MAX_REMEMBERED_FILENAMES = 10_000
 _DIRECTORY_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+
+
+def _probe_rows(count: int = 64) -> np.ndarray:
+    """Valid rows (each field's midpoint, then random values in every field's range) used to
+    check that a freshly loaded pipeline predicts, and that its fast path agrees with it."""
+    random = np.random.default_rng(0)
+    columns = [
+        random.integers(f.minimum, f.maximum, count, endpoint=True)
+        if f.kind == "integer"
+        else random.uniform(f.minimum, f.maximum, count)
+        for f in FIELDS
+    ]
+    midpoint = [(f.minimum + f.maximum) // 2 for f in FIELDS]
+    return np.vstack([midpoint, np.column_stack(columns)]).astype(np.float64)
+
+
+_PROBE_ROWS = _probe_rows()
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +69,8 @@ class LoadedModel:
     # SVC-style models calibrate predict_proba separately from predict, so their label must
     # come from predict; for every other sklearn classifier predict == argmax(predict_proba).
     label_from_proba: bool = False
+    # Served through app.fast_predict (checked equal to the pipeline when loaded).
+    fast: bool = False
 
     @property
     def class_names(self) -> tuple[str, ...]:
@@ -61,6 +79,22 @@ class LoadedModel:
     @property
     def usable(self) -> bool:
         return self.status == "ok"
+
+    def predict(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Species codes of ``rows`` (FEATURES order), and their probabilities when the model
+        has them."""
+        pipeline = self.require_usable()
+        predict, predict_proba = (
+            (fast_predict.predict, fast_predict.predict_proba)
+            if self.fast
+            else (Pipeline.predict, Pipeline.predict_proba)
+        )
+        if not self.has_proba:
+            return predict(pipeline, rows), None
+        probabilities = predict_proba(pipeline, rows)
+        if self.label_from_proba:
+            return np.take(self.classes, probabilities.argmax(axis=1)), probabilities
+        return predict(pipeline, rows), probabilities
 
     def require_usable(self) -> Pipeline:
         if self.pipeline is None or self.status != "ok":
@@ -236,11 +270,12 @@ def load_model(name: str, path: Path) -> LoadedModel:
     _use_one_thread(pipeline)
     has_proba = hasattr(pipeline, "predict_proba")
     try:
-        pipeline.predict(_PROBE_ROW)
+        pipeline.predict(_PROBE_ROWS)
         if has_proba:
-            pipeline.predict_proba(_PROBE_ROW)
+            pipeline.predict_proba(_PROBE_ROWS)
     except Exception as error:
         return broken("error", f"the pipeline fails to predict ({type(error).__name__}: {error})")
+    fast = fast_predict.has_fast_path(pipeline) and _fast_path_agrees(pipeline, has_proba)
     return LoadedModel(
         name=name,
         key=key,
@@ -250,7 +285,15 @@ def load_model(name: str, path: Path) -> LoadedModel:
         classes=tuple(int(code) for code in pipeline.classes_),
         has_proba=has_proba,
         label_from_proba=has_proba and not getattr(pipeline[-1], "probability", False),
+        fast=fast,
     )
+
+
+def _fast_path_agrees(pipeline: Pipeline, has_proba: bool) -> bool:
+    try:
+        return fast_predict.agrees_with_pipeline(pipeline, _PROBE_ROWS, has_proba)
+    except Exception:  # a fast path that fails is simply not used
+        return False
 
 
 def pipeline_problem(candidate: object) -> str | None:

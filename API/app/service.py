@@ -8,7 +8,6 @@ import sklearn
 from prometheus_client import Counter as PrometheusCounter
 from starlette.concurrency import run_in_threadpool
 
-from app import forest
 from app.errors import BatchTooLargeError, ModelNotFoundError, NoBestModelError
 from app.log_records import EncodedPredictions, encode_predictions, log_lines
 from app.prediction_log import PredictionLog, utc_timestamp
@@ -80,19 +79,10 @@ class PredictionService:
         batch: bool = False,
     ) -> EncodedPredictions:
         """Predict every row (FEATURES order), append their log lines in one write, count them."""
-        pipeline = model.require_usable()
-        probabilities = None
         # The request schema already refuses NaN and infinity; scikit-learn's second check of
-        # every input array costs ~10 % of a single-row SVM prediction.
+        # every input array costs ~10 % of a single-row prediction.
         with sklearn.config_context(assume_finite=True):
-            if model.has_proba:
-                probabilities = forest.predict_proba(pipeline, rows)
-                if model.label_from_proba:
-                    labels = np.take(model.classes, probabilities.argmax(axis=1))
-                else:
-                    labels = pipeline.predict(rows)
-            else:
-                labels = pipeline.predict(rows)
+            labels, probabilities = model.predict(rows)
         predictions = encode_predictions(model.name, labels, probabilities, model.class_names)
         latency_ms = round((time.perf_counter() - started) * 1000, 3)
         self.log.append(
