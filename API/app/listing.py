@@ -1,9 +1,11 @@
 """GET /models' body, kept as encoded bytes while nothing it depends on has changed.
 
 The body depends only on the model files (names and versions) and on the metrics report, so
-each listing compares one stat per file (and one of the report) with the last listing's and,
-if they are equal, answers with the same bytes. Any new, retrained, replaced or deleted model
-file, or a new report, changes a signature and the body is rebuilt on that very request.
+each listing compares their signatures (the model files' come from the repository, which
+stats them again only when its inotify watch saw a change; the report costs one stat) with
+the last listing's and, if they are equal, answers with the same bytes. Any new, retrained,
+replaced or deleted model file, or a new report, changes a signature and the body is rebuilt
+on that very request.
 """
 
 import threading
