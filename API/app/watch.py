@@ -8,6 +8,7 @@ to another directory) a full re-check every ``recheck_seconds`` bounds how stale
 """
 
 import contextlib
+import logging
 import os
 import threading
 import time
@@ -27,6 +28,7 @@ _CHANGES = (
     | flags.MOVE_SELF
     | flags.ONLYDIR
 )
+logger = logging.getLogger(__name__)
 # After any of these the watch is gone and must be added again.
 _WATCH_ENDED = flags.IGNORED | flags.DELETE_SELF | flags.MOVE_SELF | flags.UNMOUNT
 
@@ -73,9 +75,12 @@ class DirectoryWatch:
                 self._inotify = INotify(nonblocking=True)
             self._watch_descriptor = self._inotify.add_watch(self.path, _CHANGES)
             stat = os.stat(self.path)
-        except (AttributeError, OSError):  # no inotify here, or no such directory (yet)
+        except (AttributeError, OSError) as error:  # no inotify, or no such directory (yet)
             if self._inotify is None:
                 self._unavailable = True
+                logger.warning(
+                    "No inotify for %s (%s): every look at it will stat its files", self.path, error
+                )
             return
         self._watched = (stat.st_dev, stat.st_ino)
 

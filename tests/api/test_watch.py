@@ -137,7 +137,7 @@ def test_the_path_swapped_to_another_directory_is_found_by_the_recheck(tmp_path,
         watch.close()
 
 
-def test_without_inotify_every_look_is_a_full_look(watched, monkeypatch):
+def test_without_inotify_every_look_is_a_full_look(watched, monkeypatch, caplog):
     directory, _ = watched
 
     def no_inotify(*args, **kwargs):
@@ -146,6 +146,8 @@ def test_without_inotify_every_look_is_a_full_look(watched, monkeypatch):
     monkeypatch.setattr(app.watch, "INotify", no_inotify)
     watch = DirectoryWatch(directory, recheck_seconds=NO_RECHECK)
     assert [watch.may_have_changed() for _ in range(3)] == [True, True, True]
+    assert [record.levelname for record in caplog.records] == ["WARNING"]  # said once
+    assert "No inotify" in caplog.text
 
 
 def test_a_closed_watch_keeps_answering_safely(watched):

@@ -1,6 +1,7 @@
 """GET /models and GET /models/{name}."""
 
 import io
+import os
 import shutil
 
 import pandas as pd
@@ -43,6 +44,26 @@ def test_empty_or_missing_models_directory_gives_an_empty_list(tmp_path):
         response = TestClient(create_app(settings)).get("/models")
         assert response.status_code == 200
         assert response.json() == {"available_models": []}
+
+
+def _open_inotify_instances() -> int:
+    fds = os.listdir("/proc/self/fd")
+    return sum(1 for fd in fds if _link(f"/proc/self/fd/{fd}") == "anon_inode:inotify")
+
+
+def _link(path: str) -> str:
+    try:
+        return os.readlink(path)
+    except OSError:  # the descriptor used to list the directory is closed by now
+        return ""
+
+
+def test_the_models_directory_watch_is_released_at_shutdown(settings):
+    before = _open_inotify_instances()
+    with TestClient(create_app(settings)) as client:
+        assert client.get("/models").status_code == 200
+        assert _open_inotify_instances() == before + 1
+    assert _open_inotify_instances() == before
 
 
 def test_a_model_without_report_row_is_listed_with_null_metrics(client, model_store):
