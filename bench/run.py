@@ -151,7 +151,9 @@ class Bench:
             ),
             "api1": api_server(1, three, self.log("api-1-worker")),
             "api100": big,
-            "apiN": api_server(workers, three, self.log(f"api-{workers}-workers")),
+            "apiN": api_server(
+                workers, self.compose_like(three), self.log(f"api-{workers}-workers")
+            ),
         }
 
     def plan(self, servers: dict[str, Server]) -> list[Measurement]:
@@ -203,6 +205,13 @@ class Bench:
             )
             for item, result in zip(plan, results, strict=True)
         }
+
+    def compose_like(self, env: dict[str, str]) -> dict[str, str]:
+        """``env`` plus what Compose gives the multi-worker API: metrics shared through files
+        in an empty directory, so /metrics sums every worker."""
+        metrics_dir = self.workspace.root / "prometheus-multiproc"
+        metrics_dir.mkdir()
+        return {**env, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
 
     def log(self, name: str) -> Path:
         return self.log_dir / f"{name}.log"
