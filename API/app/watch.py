@@ -2,9 +2,10 @@
 
 Linux queues an inotify event before the system call that created, wrote, renamed or deleted
 a file returns, so draining the queue at the start of a request sees every change made before
-that request, from any process or container on the same kernel. Where inotify cannot see a
-change (no inotify at all, a network filesystem written by another machine, the path swapped
-to another directory) a full re-check every ``recheck_seconds`` bounds how stale it can get.
+that request, from any process or container on the same kernel (an overflowed queue is an
+event too). Where inotify cannot see a change (a network filesystem written by another
+machine, the path swapped to another directory) a full re-check every ``recheck_seconds``
+bounds how stale it can get; without inotify every look is a full one.
 """
 
 import contextlib
