@@ -12,8 +12,9 @@ import io
 import os
 import threading
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from numbers import Number
 from pathlib import Path
 from stat import S_ISREG
 from typing import Literal
@@ -264,17 +265,17 @@ def load_model(name: str, path: Path) -> LoadedModel:
     for warning in caught:
         if issubclass(warning.category, InconsistentVersionWarning):
             return broken("incompatible", f"incompatible scikit-learn version: {warning.message}")
-    problem = pipeline_problem(pipeline)
-    if problem is not None:
-        return broken("error", problem)
-    _use_one_thread(pipeline)
-    has_proba = hasattr(pipeline, "predict_proba")
     try:
+        problem = pipeline_problem(pipeline)
+        if problem is not None:
+            return broken("error", problem)
+        _use_one_thread(pipeline)
+        has_proba = hasattr(pipeline, "predict_proba")
         pipeline.predict(_PROBE_ROWS)
         if has_proba:
             pipeline.predict_proba(_PROBE_ROWS)
     except Exception as error:
-        return broken("error", f"the pipeline fails to predict ({type(error).__name__}: {error})")
+        return broken("error", f"the pipeline cannot be used ({type(error).__name__}: {error})")
     fast = fast_predict.has_fast_path(pipeline) and _fast_path_agrees(pipeline, has_proba)
     return LoadedModel(
         name=name,
@@ -303,13 +304,32 @@ def pipeline_problem(candidate: object) -> str | None:
     classes = getattr(candidate, "classes_", None)
     if classes is None:
         return "the pipeline is not fitted (it has no classes_)"
-    unknown = {int(code) for code in classes} - set(SPECIES)
+    codes = _integer_codes(classes)
+    if codes is None:
+        shown = ", ".join(repr(label) for label in list(classes)[:5])
+        return f"the pipeline's classes ({shown}) are not species codes: train on species ids"
+    unknown = set(codes) - set(SPECIES)
     if unknown:
         return f"the pipeline predicts unknown species codes {sorted(unknown)}"
     n_features = getattr(candidate, "n_features_in_", None)
     if n_features is not None and n_features != len(FEATURES):
         return f"the pipeline expects {n_features} features, the contract has {len(FEATURES)}"
+    names = getattr(candidate, "feature_names_in_", None)
+    if names is not None and tuple(names) != FEATURES:
+        return f"the pipeline was fitted on columns {list(names)}, not in the contract's order"
     return None
+
+
+def _integer_codes(labels: Iterable[object]) -> list[int] | None:
+    """The labels as ints if every one is an integral number (not a bool), else None."""
+    codes = []
+    for label in labels:
+        if isinstance(label, bool | np.bool_) or not isinstance(label, Number):
+            return None
+        if label != int(label):
+            return None
+        codes.append(int(label))
+    return codes
 
 
 def _use_one_thread(pipeline: Pipeline) -> None:

@@ -2,7 +2,13 @@
 
 import joblib
 import pytest
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.tree import DecisionTreeClassifier
 from support.api import ADELIE, read_log
+from support.models import penguins
+
+from penguin_contract import FEATURES, SPECIES, TARGET
 
 
 def _corrupt(store, name):
@@ -27,6 +33,32 @@ def _other_sklearn_version(store, name):
     path.write_bytes(data.replace(b"1.9.1", b"0.9.1"))
 
 
+def _fitted_on(X, y):
+    return make_pipeline(StandardScaler(), DecisionTreeClassifier(random_state=0)).fit(X, y)
+
+
+def _species_names_as_labels(store, name):
+    """A student's pipeline trained on 'Adelie', 'Gentoo'... instead of the species ids."""
+    frame = penguins()
+    pipeline = _fitted_on(frame[list(FEATURES)].to_numpy(), frame[TARGET].map(SPECIES))
+    joblib.dump(pipeline, store.model_path(name))
+
+
+def _columns_in_another_order(store, name):
+    """Fitted on a DataFrame whose columns are not in the contract's order."""
+    frame = penguins()
+    shuffled = list(reversed(FEATURES))
+    joblib.dump(_fitted_on(frame[shuffled], frame[TARGET]), store.model_path(name))
+
+
+def _unknown_species_code(store, name):
+    frame = penguins()
+    joblib.dump(
+        _fitted_on(frame[list(FEATURES)].to_numpy(), frame[TARGET].replace(3, 7)),
+        store.model_path(name),
+    )
+
+
 @pytest.mark.parametrize(
     ("damage", "status", "reason"),
     [
@@ -34,6 +66,9 @@ def _other_sklearn_version(store, name):
         (_truncate, "error", "cannot be unpickled"),
         (_not_a_pipeline, "error", "not a scikit-learn Pipeline"),
         (_other_sklearn_version, "incompatible", "0.9.1"),
+        (_species_names_as_labels, "error", "are not species codes"),
+        (_columns_in_another_order, "error", "not in the contract's order"),
+        (_unknown_species_code, "error", "unknown species codes [7]"),
     ],
 )
 def test_broken_model_is_listed_and_fails_clearly_while_others_work(

@@ -1,8 +1,10 @@
 """GET /models and GET /models/{name}."""
 
+import gc
 import io
 import os
 import shutil
+import weakref
 
 import pandas as pd
 from fastapi.testclient import TestClient
@@ -64,6 +66,18 @@ def test_the_models_directory_watch_is_released_at_shutdown(settings):
         assert client.get("/models").status_code == 200
         assert _open_inotify_instances() == before + 1
     assert _open_inotify_instances() == before
+
+
+def test_a_replaced_model_is_not_kept_in_memory_by_the_listing(settings, model_store):
+    app = create_app(settings)
+    with TestClient(app) as client:
+        client.get("/models")
+        replaced = weakref.ref(app.state.repository.get("svm").pipeline)
+        shutil.copy(model_store.model_path("randomforest"), model_store.model_path("svm"))
+        listed = {m["name"]: m for m in client.get("/models").json()["available_models"]}
+        gc.collect()
+        assert listed["svm"]["status"] == "ok"
+        assert replaced() is None
 
 
 def test_a_model_without_report_row_is_listed_with_null_metrics(client, model_store):

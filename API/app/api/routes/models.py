@@ -58,20 +58,22 @@ async def _listing_body(repository: ModelRepository, report: MetricsReport) -> b
     return b'{"available_models":[' + entries + b"]}"
 
 
-# (id(model), id(row)) -> (model, row, entry): the objects are kept so their ids stay unique.
-_SUMMARY_CACHE: dict[tuple[int, int], tuple[LoadedModel, ReportRow, bytes]] = {}
-_SUMMARY_CACHE_SIZE = 4096
+# (model's name, file key, status, reason, id(row)) -> (row, entry). The row is kept so its id
+# stays unique; the LoadedModel is not, so a superseded pipeline can be freed.
+_SUMMARY_CACHE: dict[tuple, tuple[ReportRow, bytes]] = {}
+_SUMMARY_CACHE_SIZE = 1024
 
 
 def _summary_json(model: LoadedModel, row: ReportRow) -> bytes:
-    """One listing entry, encoded once per (loaded model file, report row) pair."""
-    cached = _SUMMARY_CACHE.get((id(model), id(row)))
+    """One listing entry, encoded once per (model file version, report row) pair."""
+    key = (model.name, model.key, model.status, model.reason, id(row))
+    cached = _SUMMARY_CACHE.get(key)
     if cached is not None:
-        return cached[2]
+        return cached[1]
     if len(_SUMMARY_CACHE) >= _SUMMARY_CACHE_SIZE:
         _SUMMARY_CACHE.clear()
     entry = json.dumps(_summary(model, row), separators=(",", ":")).encode()
-    _SUMMARY_CACHE[(id(model), id(row))] = (model, row, entry)
+    _SUMMARY_CACHE[key] = (row, entry)
     return entry
 
 
