@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import orjson
 
+from app.errors import ModelUnavailableError
 from penguin_contract import FIELDS, SPECIES
 
 _SPECIES_JSON = {code: orjson.dumps(name) for code, name in SPECIES.items()}
@@ -74,7 +75,7 @@ def encode_predictions(
         ]
         return EncodedPredictions(model, species_ids, results)
     if not np.isfinite(probabilities).all():
-        raise ValueError(f"model {model!r} returned probabilities that are not finite")
+        raise ModelUnavailableError(model, "it returned probabilities that are not finite")
     template = (
         b'"species_id":%d,"species_name":%s,"probabilities":{'
         + b",".join(_literal(orjson.dumps(name)) + b":%s" for name in class_names)

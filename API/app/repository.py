@@ -251,6 +251,12 @@ def load_model(name: str, path: Path) -> LoadedModel:
             data = file.read()
     except FileNotFoundError:
         raise ModelNotFoundError(name) from None
+    except OSError as error:  # e.g. no read permission: an error until the file changes
+        key = FileKey.of_path(path)
+        if key is None:
+            raise ModelNotFoundError(name) from None
+        reason = f"the file cannot be read ({error.strerror or error})"
+        return LoadedModel(name=name, key=key, sha256="", status="error", reason=reason)
     sha256 = hashlib.sha256(data).hexdigest()
 
     def broken(status: Status, reason: str) -> LoadedModel:

@@ -40,7 +40,7 @@ class DirectoryWatch:
         self.recheck_seconds = recheck_seconds
         self._lock = threading.Lock()
         self._inotify: INotify | None = None
-        self._unavailable = False
+        self._unavailable = False  # no inotify here, or the watch was closed
         self._watch_descriptor: int | None = None
         self._watched: tuple[int, int] | None = None  # (device, inode) of the watched dir
         self._checked_at = float("-inf")
@@ -60,6 +60,7 @@ class DirectoryWatch:
             if self._inotify is not None:
                 self._inotify.close()
             self._inotify, self._watch_descriptor, self._watched = None, None, None
+            self._unavailable = True  # a late request must not open a new descriptor
 
     def _watching(self) -> bool:
         """Whether a watch was in place before this call (if not, one is added for next time)."""

@@ -108,3 +108,24 @@ def test_a_repaired_model_is_served_again(client, model_store):
     model_store.model_path("svm").write_bytes(good)
 
     assert client.post("/classify/svm", json=ADELIE).status_code == 200
+
+
+def test_an_unreadable_model_file_is_listed_as_an_error(client, model_store, monkeypatch):
+    """Root ignores file modes, so the refused read is simulated."""
+    unreadable = str(model_store.model_path("svm"))
+    real_open = open
+
+    def refusing_open(path, *args, **kwargs):
+        if str(path) == unreadable:
+            raise PermissionError(13, "Permission denied", unreadable)
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr("builtins.open", refusing_open)
+    listed = {m["name"]: m for m in client.get("/models").json()["available_models"]}
+    response = client.post("/classify/svm", json=ADELIE)
+
+    assert listed["svm"]["status"] == "error"
+    assert "cannot be read (Permission denied)" in listed["svm"]["reason"]
+    assert response.status_code == 500
+    assert response.json()["code"] == "model_unavailable"
+    assert listed["randomforest"]["status"] == "ok"

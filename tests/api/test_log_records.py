@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 
+from app.errors import ModelUnavailableError
 from app.log_records import encode_predictions, log_lines
 from app.schemas import checked_columns
 from penguin_contract import FEATURES
@@ -69,7 +70,7 @@ def test_single_prediction_without_probabilities():
 
 
 def test_probabilities_that_are_not_finite_are_refused():
-    with pytest.raises(ValueError, match="not finite"):
+    with pytest.raises(ModelUnavailableError, match="not finite"):
         encode_predictions("m", np.array([1]), np.array([[np.nan, 0.5, 0.5]]), NAMES)
 
 

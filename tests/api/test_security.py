@@ -1,9 +1,13 @@
-"""Only names that pass the contract's rule become paths: traversal attempts are 404."""
+"""Only names that pass the contract's rule become paths; errors never leak internals."""
 
 import shutil
 
 import pytest
+from fastapi.testclient import TestClient
 from support.api import ADELIE, read_log
+
+from app.main import create_app
+from app.service import PredictionService
 
 ATTEMPTS = [
     "..",
@@ -53,3 +57,17 @@ def test_listing_never_leaves_the_models_directory(client, outside_model):
 
     assert "secret" not in names
     assert "models" not in names
+
+
+def test_an_unexpected_error_is_a_json_500_without_the_traceback(settings, monkeypatch):
+    def bug(*args, **kwargs):
+        raise RuntimeError("secret internal detail")
+
+    monkeypatch.setattr(PredictionService, "classify", bug)
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        response = client.post("/classify/svm", json=ADELIE)
+
+    assert response.status_code == 500
+    assert response.json()["code"] == "internal"
+    assert "secret internal detail" not in response.text
+    assert response.headers["x-request-id"]

@@ -150,8 +150,13 @@ def test_without_inotify_every_look_is_a_full_look(watched, monkeypatch, caplog)
     assert "No inotify" in caplog.text
 
 
-def test_a_closed_watch_keeps_answering_safely(watched):
+def test_a_closed_watch_keeps_answering_safely_without_reopening(watched, monkeypatch):
     _, watch = watched
     settle(watch)
     watch.close()
-    assert watch.may_have_changed() is True
+
+    def must_not_reopen(*args, **kwargs):
+        raise AssertionError("a closed watch opened a new inotify descriptor")
+
+    monkeypatch.setattr(app.watch, "INotify", must_not_reopen)
+    assert [watch.may_have_changed() for _ in range(2)] == [True, True]

@@ -21,6 +21,7 @@ def install_exception_handlers(app: FastAPI) -> None:
     app.add_exception_handler(PenguinAPIError, _api_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected_error)
 
 
 def _headers(request: Request) -> dict[str, str] | None:
@@ -33,6 +34,16 @@ async def _api_error(request: Request, error: Exception) -> JSONResponse:
     return JSONResponse(
         {"detail": error.message, "code": error.code},
         status_code=error.status_code,
+        headers=_headers(request),
+    )
+
+
+async def _unexpected_error(request: Request, error: Exception) -> JSONResponse:
+    """A bug, not a client error: JSON like every other answer (the traceback goes to the log,
+    never to the client)."""
+    return JSONResponse(
+        {"detail": "Internal server error; the traceback is in the API's log.", "code": "internal"},
+        status_code=500,
         headers=_headers(request),
     )
 
