@@ -119,9 +119,18 @@ def test_containers_run_as_non_root(stack: ComposeStack) -> None:
         assert stack.exec(service, "id", "-u").stdout.strip() != "0", service
 
 
-@pytest.mark.parametrize("path", ["/app/models/intruder_model.pkl", "/app/report/intruder"])
-def test_api_cannot_write_models_or_report(stack: ComposeStack, path: str) -> None:
-    attempt = stack.exec("api", "touch", path, check=False)
+@pytest.mark.parametrize(
+    ("service", "path"),
+    [
+        ("api", "/app/models/intruder_model.pkl"),
+        ("api", "/app/report/intruder"),
+        ("jupyter", "/app/results/predictions.log"),
+    ],
+)
+def test_a_service_cannot_write_what_it_only_reads(
+    stack: ComposeStack, service: str, path: str
+) -> None:
+    attempt = stack.exec(service, "touch", path, check=False)
 
     assert attempt.returncode != 0
     assert "Read-only file system" in attempt.stderr

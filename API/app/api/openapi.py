@@ -51,7 +51,8 @@ INVALID_INPUT = {
 }
 TOO_LARGE = {
     413: _error(
-        "Body larger than MAX_BODY_BYTES, or a batch above MAX_BATCH_SIZE",
+        "A batch above MAX_BATCH_SIZE (this JSON), or a body larger than MAX_BODY_BYTES "
+        "(plain-text 'Content Too Large' when Content-Length declares it)",
         "Batch of 5000 rows exceeds the maximum of 1000 rows per request.",
         "batch_too_large",
     )
