@@ -1,8 +1,10 @@
 """predictions.log: whole lines, one write each, and no prediction without its line."""
 
+import fcntl
 import json
 import os
 import shutil
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -32,6 +34,44 @@ def test_a_deleted_log_is_recreated(tmp_path):
     log.append(json_line({"n": 2}))
 
     assert read_log(path) == [{"n": 2}]
+
+
+@pytest.mark.parametrize(
+    "torn",
+    [
+        pytest.param(b'{"n":1}\n{"n":2,"pad":"xx', id="after-whole-lines"),
+        pytest.param(b'{"n":2,"pad":"xx', id="only-a-partial-line"),
+        pytest.param(b'{"n":1}\n' + b"x" * 200_000, id="longer-than-a-read-block"),
+    ],
+)
+def test_a_partial_line_left_by_a_killed_writer_is_cut_before_the_next(tmp_path, torn):
+    path = tmp_path / "predictions.log"
+    path.write_bytes(torn)  # what a writer killed between two pages of its write leaves
+
+    PredictionLog(path).append(json_line({"n": 3}))
+
+    whole = torn[: torn.rfind(b"\n") + 1]
+    assert path.read_bytes() == whole + json_line({"n": 3})
+
+
+def test_an_append_waits_for_the_writer_holding_the_lock(tmp_path):
+    path = tmp_path / "predictions.log"
+    path.write_bytes(json_line({"n": 1}))
+    other_writer = os.open(path, os.O_RDWR | os.O_APPEND)
+    fcntl.flock(other_writer, fcntl.LOCK_EX)
+    appender = threading.Thread(
+        target=PredictionLog(path).append, args=(json_line({"n": 2}),), daemon=True
+    )
+    try:
+        appender.start()
+        appender.join(timeout=0.3)
+        assert appender.is_alive(), "the append did not wait for the lock"
+        assert read_log(path) == [{"n": 1}]
+    finally:
+        fcntl.flock(other_writer, fcntl.LOCK_UN)
+        os.close(other_writer)
+    appender.join(timeout=10)
+    assert read_log(path) == [{"n": 1}, {"n": 2}]
 
 
 def test_fsync_option_writes_the_same_lines(tmp_path):
