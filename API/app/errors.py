@@ -55,6 +55,16 @@ class BatchTooLargeError(PenguinAPIError):
         super().__init__(f"Batch of {size} rows exceeds the maximum of {limit} rows per request.")
 
 
+class BodyTooLargeError(PenguinAPIError):
+    status_code = 413
+    code = "body_too_large"
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"The request body is larger than the maximum of {limit} bytes (MAX_BODY_BYTES)."
+        )
+
+
 class PredictionLogError(PenguinAPIError):
     """The prediction could not be appended to predictions.log, so it is not returned."""
 

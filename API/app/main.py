@@ -5,6 +5,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from app.api.body_limit import BodySizeLimit
 from app.api.exception_handlers import install_exception_handlers
 from app.api.routes import api_router
 from app.core.config import Settings
@@ -40,7 +41,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description=DESCRIPTION,
         docs_url=None,
         redoc_url=None,
-        max_body_size=settings.max_body_bytes,
         lifespan=lifespan,
     )
     report = MetricsReport(settings.report_path)
@@ -55,5 +55,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         repository, report, prediction_log, predictions_counter, settings.max_batch_size
     )
     install_exception_handlers(app)
+    app.add_middleware(BodySizeLimit, max_body_bytes=settings.max_body_bytes)
     mount_docs(app)
     return app

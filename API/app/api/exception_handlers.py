@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.api.deps import REQUEST_ID_HEADER
-from app.errors import PenguinAPIError
+from app.errors import BodyTooLargeError, PenguinAPIError
 from penguin_contract import FEATURES, FIELDS
 
 _FIELDS_BY_NAME = {spec.name: spec for spec in FIELDS}
@@ -31,10 +31,14 @@ def _headers(request: Request) -> dict[str, str] | None:
 
 async def _api_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, PenguinAPIError)
+    return error_response(error, _headers(request))
+
+
+def error_response(error: PenguinAPIError, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse(
         {"detail": error.message, "code": error.code},
         status_code=error.status_code,
-        headers=_headers(request),
+        headers=headers,
     )
 
 
@@ -56,6 +60,9 @@ async def _http_error(request: Request, error: Exception) -> JSONResponse:
         issue = {"loc": ["body"], "field": None, "type": "json_invalid", "allowed": None}
         issue["msg"] = "The body could not be parsed as JSON (nested too deeply or malformed)"
         return JSONResponse({"detail": [issue]}, status_code=422, headers=_headers(request))
+    if error.status_code == 413:  # a body sent without Content-Length, counted as it arrives
+        limit = request.app.state.settings.max_body_bytes
+        return error_response(BodyTooLargeError(limit), _headers(request))
     if error.status_code == 404 and detail == "Not Found":
         detail = "Not Found. GET /models lists the models; POST /classify/{model} classifies."
     return JSONResponse(

@@ -51,8 +51,8 @@ INVALID_INPUT = {
 }
 TOO_LARGE = {
     413: _error(
-        "A batch above MAX_BATCH_SIZE (this JSON), or a body larger than MAX_BODY_BYTES "
-        "(plain-text 'Content Too Large' when Content-Length declares it)",
+        "A batch above MAX_BATCH_SIZE (batch_too_large), or a body larger than MAX_BODY_BYTES "
+        "(body_too_large)",
         "Batch of 5000 rows exceeds the maximum of 1000 rows per request.",
         "batch_too_large",
     )

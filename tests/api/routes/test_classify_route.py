@@ -157,13 +157,18 @@ def test_bodies_that_are_not_a_json_object_are_422(client, raw):
     assert response.json()["detail"][0]["msg"]
 
 
-def test_body_above_the_size_limit_is_413(client, settings):
+@pytest.mark.parametrize("declared", [True, False], ids=["content-length", "chunked"])
+def test_body_above_the_size_limit_is_a_json_413(client, settings, log_path, declared):
     padding = " " * (settings.max_body_bytes + 1)
-    raw = json.dumps(ADELIE)[:-1] + padding + "}"
+    raw = (json.dumps(ADELIE)[:-1] + padding + "}").encode()
+    content = raw if declared else iter([raw[:1000], raw[1000:]])
 
-    response = client.post("/classify/svm", content=raw, headers=JSON)
+    response = client.post("/classify/svm", content=content, headers=JSON)
 
     assert response.status_code == 413
+    assert response.json()["code"] == "body_too_large"
+    assert str(settings.max_body_bytes) in response.json()["detail"]
+    assert not log_path.exists() or log_path.read_bytes() == b""
 
 
 def test_best_is_the_highest_test_f1_and_ties_go_to_the_first_name(client, model_store):
