@@ -5,6 +5,7 @@ comes from this package; nothing else spells them out again.
 """
 
 from penguin_contract.contract import (
+    CONFUSION_MATRIX_SUFFIX,
     FEATURES,
     FIELDS,
     ISLANDS,
@@ -12,6 +13,11 @@ from penguin_contract.contract import (
     METRIC_COLUMNS,
     MODEL_FILE_SUFFIX,
     MODEL_NAME_PATTERN,
+    ONNX_FILE_SUFFIX,
+    ONNX_INPUT_NAME,
+    ONNX_LABEL_OUTPUT,
+    ONNX_METADATA_KEYS,
+    ONNX_PROBABILITIES_OUTPUT,
     REPORT_COLUMNS,
     RESERVED_MODEL_NAMES,
     SEXES,
@@ -19,13 +25,17 @@ from penguin_contract.contract import (
     TARGET,
     Field,
     code_for,
+    confusion_matrix_filename,
     model_filename,
     model_name_from_filename,
     normalize_model_name,
+    onnx_filename,
+    report_json_path,
 )
 from penguin_contract.files import atomic_write_bytes
 
 __all__ = [
+    "CONFUSION_MATRIX_SUFFIX",
     "FEATURES",
     "FIELDS",
     "ISLANDS",
@@ -33,6 +43,11 @@ __all__ = [
     "METRIC_COLUMNS",
     "MODEL_FILE_SUFFIX",
     "MODEL_NAME_PATTERN",
+    "ONNX_FILE_SUFFIX",
+    "ONNX_INPUT_NAME",
+    "ONNX_LABEL_OUTPUT",
+    "ONNX_METADATA_KEYS",
+    "ONNX_PROBABILITIES_OUTPUT",
     "REPORT_COLUMNS",
     "RESERVED_MODEL_NAMES",
     "SEXES",
@@ -41,7 +56,10 @@ __all__ = [
     "Field",
     "atomic_write_bytes",
     "code_for",
+    "confusion_matrix_filename",
     "model_filename",
     "model_name_from_filename",
     "normalize_model_name",
+    "onnx_filename",
+    "report_json_path",
 ]

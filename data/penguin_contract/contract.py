@@ -1,6 +1,7 @@
 """Field encodings, valid ranges, artifact naming and report columns."""
 
 import re
+from pathlib import Path
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Literal
@@ -59,6 +60,10 @@ def code_for(codes: MappingProxyType[int, str], label: str) -> int:
 # --- Artifacts -------------------------------------------------------------------------
 
 MODEL_FILE_SUFFIX = "_model.pkl"
+# The trainer's ONNX twin of a pickle, beside it: '{name}_model.onnx'.
+ONNX_FILE_SUFFIX = "_model.onnx"
+# The trainer's test-set confusion matrix, in the report directory.
+CONFUSION_MATRIX_SUFFIX = "_confusion_matrix.png"
 MODEL_NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 # "best" is the API's alias for the model with the highest test_f1.
 RESERVED_MODEL_NAMES: frozenset[str] = frozenset({"best"})
@@ -82,6 +87,16 @@ def normalize_model_name(name: str) -> str:
 def model_filename(name: str) -> str:
     """File name of a model's pickle: '{name}_model.pkl'."""
     return f"{normalize_model_name(name)}{MODEL_FILE_SUFFIX}"
+
+
+def onnx_filename(name: str) -> str:
+    """File name of a model's ONNX twin: '{name}_model.onnx'."""
+    return f"{normalize_model_name(name)}{ONNX_FILE_SUFFIX}"
+
+
+def confusion_matrix_filename(name: str) -> str:
+    """File name of a model's confusion matrix PNG: '{name}_confusion_matrix.png'."""
+    return f"{normalize_model_name(name)}{CONFUSION_MATRIX_SUFFIX}"
 
 
 def model_name_from_filename(filename: str) -> str | None:
@@ -114,5 +129,31 @@ METADATA_COLUMNS: tuple[str, ...] = (
     "classes",  # list[int], species codes
     "estimator",  # class name of the final step
     "params",  # JSON string of the final step's get_params()
+    "onnx",  # bool: an ONNX twin that agrees with the pipeline was written
+    "onnx_reason",  # why there is no ONNX twin (None when onnx is True)
 )
 REPORT_COLUMNS: tuple[str, ...] = ("model", *METRIC_COLUMNS, *METADATA_COLUMNS)
+
+
+def report_json_path(report_path: Path | str) -> Path:
+    """The report's JSON twin beside it (model_metrics.pkl -> model_metrics.json): the same rows,
+    readable without unpickling anything."""
+    return Path(report_path).with_suffix(".json")
+
+
+# --- ONNX twin ({name}_model.onnx) -------------------------------------------------------
+
+# One input: a double tensor [N, 7], columns in FEATURES order.
+ONNX_INPUT_NAME = "features"
+# Outputs: int64 species codes [N]; float probabilities [N, len(classes)] (in the order of
+# the "classes" metadata entry), absent for models without predict_proba.
+ONNX_LABEL_OUTPUT = "label"
+ONNX_PROBABILITIES_OUTPUT = "probabilities"
+# metadata_props of the ONNX model; values are strings (lists as JSON).
+ONNX_METADATA_KEYS: tuple[str, ...] = (
+    "pkl_sha256",  # sha256 of the exact {name}_model.pkl bytes this file is the twin of
+    "sklearn_version",
+    "skl2onnx_version",
+    "feature_names",  # JSON list, FEATURES
+    "classes",  # JSON list of species codes, the order of the probabilities' columns
+)
