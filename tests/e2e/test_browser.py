@@ -1,4 +1,4 @@
-"""Real headless Chromium (Debian's package) against the Compose stack.
+"""Real headless Chromium (see support.browser) against the Compose stack.
 
 Swagger UI must work with no internet: every request that leaves the API's own origin is
 aborted and recorded, and the test asserts there were none. The screenshots land in
@@ -6,85 +6,26 @@ $SCREENSHOTS_DIR, by default docs/img/, where the README shows them (set it to k
 working tree clean).
 """
 
-import os
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Locator, Page, Route, expect, sync_playwright
-from support import REPO_ROOT
+from playwright.sync_api import Browser, Page, expect
+from support.browser import block_other_origins, launch_chromium, new_page, save_screenshot
 from support.compose import ComposeStack
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/bin/chromium")
-SCREENSHOTS = Path(os.environ.get("SCREENSHOTS_DIR", REPO_ROOT / "docs" / "img"))
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    # Nothing but this machine resolves: the pages must not need the internet.
-    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
-]
-TIMEOUT_MS = 60_000
-
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium chromium-driver")
-    expect.set_options(timeout=TIMEOUT_MS)
-    with sync_playwright() as playwright:
-        # A fresh temporary profile per launch; Playwright runs it headless.
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
+    with launch_chromium() as chromium:
+        yield chromium
 
 
 @pytest.fixture
 def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    context.set_default_timeout(TIMEOUT_MS)
-    yield context.new_page()
-    context.close()
-
-
-def block_other_origins(page: Page, origin: str) -> list[str]:
-    """Abort every request that does not go to ``origin``; return the list of those URLs."""
-    blocked: list[str] = []
-
-    def route(route: Route) -> None:
-        if route.request.url.startswith(origin):
-            route.continue_()
-        else:
-            blocked.append(route.request.url)
-            route.abort()
-
-    page.route("**/*", route)
-    return blocked
-
-
-def save_screenshot(
-    page: Page, name: str, top: Locator | None = None, bottom: Locator | None = None
-) -> None:
-    """Save the viewport, or the part of the page from ``top``'s top to ``bottom``'s bottom."""
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    if top is None or bottom is None:
-        page.screenshot(path=SCREENSHOTS / name)
-        return
-    first, last = top.bounding_box(), bottom.bounding_box()  # relative to the viewport
-    assert first is not None and last is not None
-    scrolled = page.evaluate("window.scrollY")
-    clip = {
-        "x": 0,
-        "y": first["y"] + scrolled,
-        "width": page.viewport_size["width"],
-        "height": last["y"] + last["height"] - first["y"],
-    }
-    page.screenshot(path=SCREENSHOTS / name, full_page=True, clip=clip)
+    with new_page(browser) as fresh:
+        yield fresh
 
 
 def test_swagger_ui_works_offline_and_classifies(stack: ComposeStack, page: Page) -> None:
