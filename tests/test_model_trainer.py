@@ -22,7 +22,14 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.tree import DecisionTreeClassifier
 from sklearn.utils.validation import check_is_fitted
 
-from penguin_contract import FEATURES, METRIC_COLUMNS, REPORT_COLUMNS, SPECIES, TARGET
+from penguin_contract import (
+    FEATURES,
+    METRIC_COLUMNS,
+    REPORT_COLUMNS,
+    SPECIES,
+    TARGET,
+    report_json_path,
+)
 from utils.model_trainer import ModelTrainer, ReportError
 
 DATA_PATH = Path(__file__).resolve().parents[1] / "data" / "penguins_v1.csv"
@@ -57,6 +64,24 @@ def train_tree(trainer: ModelTrainer, split, name: str = "tree", max_depth=None,
 
 def files_in(directory: Path) -> set[str]:
     return {path.name for path in directory.iterdir()}
+
+
+def model_files(*names: str) -> set[str]:
+    """A pickle and its ONNX twin per name (every model these tests train gets one)."""
+    return {f"{name}_model.{extension}" for name in names for extension in ("pkl", "onnx")}
+
+
+def report_rows_as_json(report: pd.DataFrame) -> list[dict]:
+    """The pickled report's rows as JSON would hold them: NaN as None, arrays as lists."""
+
+    def native(value):
+        if isinstance(value, (list, tuple, np.ndarray)):
+            return [native(item) for item in value]
+        if isinstance(value, float) and np.isnan(value):
+            return None
+        return value.item() if isinstance(value, np.generic) else value
+
+    return [{key: native(value) for key, value in row.items()} for row in report.to_dict("records")]
 
 
 def test_pipeline_has_scaler_then_model(trainer, split):
@@ -120,7 +145,7 @@ def test_retraining_replaces_the_row_and_keeps_the_others(trainer, split):
     assert stump["test_accuracy"] < full["test_accuracy"]
     assert tree_row["test_accuracy"] == full["test_accuracy"]
     assert json.loads(tree_row["params"])["max_depth"] is None
-    assert files_in(trainer.models_dir) == {"other_model.pkl", "tree_model.pkl"}
+    assert files_in(trainer.models_dir) == model_files("other", "tree")
 
 
 def test_report_rows_are_sorted_by_model_name(trainer, split):
@@ -135,9 +160,10 @@ def test_no_temporary_files_are_left_behind(trainer, split):
     train_tree(trainer, split, name="b")
     train_tree(trainer, split, name="a")
 
-    assert files_in(trainer.models_dir) == {"a_model.pkl", "b_model.pkl"}
+    assert files_in(trainer.models_dir) == model_files("a", "b")
     assert files_in(trainer.report_dir) == {
         "model_metrics.pkl",
+        "model_metrics.json",
         "model_metrics.pkl.lock",
         "a_confusion_matrix.png",
         "b_confusion_matrix.png",
@@ -177,8 +203,10 @@ def test_processes_training_at_once_lose_no_report_row(tmp_path):
 
     assert [process.exitcode for process in processes] == [0] * len(processes)
     every_name = sorted(name for names in names_per_process for name in names)
-    assert pd.read_pickle(report_path)["model"].tolist() == every_name
-    assert files_in(models_dir) == {f"{name}_model.pkl" for name in every_name}
+    report = pd.read_pickle(report_path)
+    assert report["model"].tolist() == every_name
+    assert json.loads(report_json_path(report_path).read_text()) == report_rows_as_json(report)
+    assert files_in(models_dir) == model_files(*every_name)
 
 
 @pytest.mark.parametrize(
@@ -229,6 +257,9 @@ def test_metadata_describes_the_saved_pickle(trainer, split):
     assert list(row["classes"]) == [1, 2, 3]
     assert row["estimator"] == "DecisionTreeClassifier"
     assert json.loads(row["params"])["max_depth"] == 4
+    assert row["onnx"] and result["onnx"] is True
+    assert row["onnx_reason"] is None and result["onnx_reason"] is None
+    assert result["onnx_path"] == str(trainer.models_dir / "tree_model.onnx")
     trained_at = datetime.fromisoformat(row["trained_at"])
     assert trained_at.utcoffset() == timedelta(0)
     assert before <= trained_at <= datetime.now(UTC)
@@ -345,6 +376,34 @@ def test_rows_of_an_older_report_are_kept(trainer, split):
     assert report.index.tolist() == ["legacy", "tree"]
     assert report.loc["legacy", "test_accuracy"] == 0.5
     assert report.loc["legacy", "notes"] == "kept"
+    legacy, tree = json.loads(report_json_path(trainer.report_path).read_text())
+    assert legacy["notes"] == "kept"
+    assert legacy["test_f1"] is None  # NaN in the DataFrame: null, not an invalid NaN token
+    assert tree["onnx"] is True
+
+
+def test_json_report_holds_the_pickled_report_rows(trainer, split):
+    train_tree(trainer, split, name="b")
+    trainer.train_and_save("a", LogisticRegression(max_iter=1000), *split, scaler=StandardScaler())
+    train_tree(trainer, split, name="b", max_depth=2)
+
+    json_path = report_json_path(trainer.report_path)
+    assert json_path == trainer.report_dir / "model_metrics.json"
+    rows = json.loads(json_path.read_text())
+    report = pd.read_pickle(trainer.report_path)
+    assert rows == report_rows_as_json(report)
+    assert [row["model"] for row in rows] == ["a", "b"]
+    assert all(list(row) == list(REPORT_COLUMNS) for row in rows)
+    assert json.loads(rows[1]["params"])["max_depth"] == 2  # params stays a JSON string
+
+
+def test_printed_line_names_the_pickle_and_its_twin(trainer, split, capsys):
+    result = train_tree(trainer, split)
+
+    assert (
+        f"Saved {result['model_path']}, its ONNX twin and its row in {trainer.report_path}"
+        in capsys.readouterr().out
+    )
 
 
 def test_directories_default_to_the_environment(tmp_path, monkeypatch):

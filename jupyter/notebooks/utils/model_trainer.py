@@ -5,14 +5,21 @@
 - ``{models_dir}/{name}_model.pkl``: the fitted ``Pipeline`` (joblib). It takes a float64
   NumPy array whose columns are ``penguin_contract.FEATURES`` in that order, and predicts
   species codes (1 Adelie, 2 Chinstrap, 3 Gentoo).
+- ``{models_dir}/{name}_model.onnx``: its ONNX twin (see ``utils.onnx_export``), written only
+  when it agrees with the pipeline on every training and test row and on noisy copies; its
+  metadata holds the sha256 of the pickle it belongs to. Otherwise the report row says why.
 - ``{report_dir}/{name}_confusion_matrix.png``: the test-set confusion matrix.
 - ``report_path`` (``model_metrics.pkl``): a pickled pandas DataFrame with one row per model,
   columns ``penguin_contract.REPORT_COLUMNS``. The row holds the metrics *and* the metadata
   a server needs to trust and describe the model (trained_at, scikit-learn version, sha256
-  of the pickle, feature names, classes, estimator and its parameters): there is no sidecar.
+  of the pickle, feature names, classes, estimator and its parameters, whether there is an
+  ONNX twin and why not): there is no sidecar.
+- ``report_json_path(report_path)`` (``model_metrics.json``): the same rows as a JSON list of
+  objects, so that a reader never needs to unpickle anything to list models.
 
 Every file is written atomically (temporary file + ``os.replace``), and the report's
-read-modify-write holds a file lock, so concurrent trainers lose no row.
+read-modify-write holds a file lock, so concurrent trainers lose no row. A stale ONNX twin is
+removed before the new pickle is written, so an old twin never sits beside a new pickle.
 """
 
 import hashlib
@@ -46,13 +53,17 @@ from penguin_contract import (
     REPORT_COLUMNS,
     SPECIES,
     atomic_write_bytes,
+    confusion_matrix_filename,
     model_filename,
     normalize_model_name,
+    onnx_filename,
+    report_json_path,
 )
+
+from .onnx_export import OnnxTwin, export_onnx_twin
 
 DEFAULT_MODELS_DIR = "/app/models"
 DEFAULT_REPORT_PATH = "/app/report/model_metrics.pkl"
-CONFUSION_MATRIX_SUFFIX = "_confusion_matrix.png"
 REPORT_LOCK_TIMEOUT_S = 120
 
 SPECIES_CODES = list(SPECIES)
@@ -110,13 +121,16 @@ class ModelTrainer:
         y_pred = pipeline.predict(X_test)
         metrics = evaluate(pipeline, X_train, y_train, y_test, y_pred)
         png_path = self._report_test_results(name, y_test, y_pred)
-        model_path, pickle_bytes = self._save_pipeline(name, pipeline)
-        row = {"model": name, **metrics, **metadata(pipeline, pickle_bytes)}
+        pickle_bytes = pickled(pipeline)
+        twin = export_onnx_twin(pipeline, pickle_bytes, X_train, X_test)
+        model_path, onnx_path = self._save_model_files(name, pickle_bytes, twin)
+        row = {"model": name, **metrics, **metadata(pipeline, pickle_bytes, twin)}
         self._upsert_report_row(row)
-        print(f"Saved {model_path} and its row in {self.report_path}")
+        print(saved_message(model_path, twin, self.report_path))
         return {
             **row,
             "model_path": str(model_path),
+            "onnx_path": None if onnx_path is None else str(onnx_path),
             "report_path": str(self.report_path),
             "confusion_matrix_path": str(png_path),
         }
@@ -130,17 +144,27 @@ class ModelTrainer:
             )
         )
         png = confusion_matrix_png(name, y_test, y_pred)
-        png_path = self.report_dir / f"{name}{CONFUSION_MATRIX_SUFFIX}"
+        png_path = self.report_dir / confusion_matrix_filename(name)
         atomic_write_bytes(png_path, png)
         show_in_notebook(png)
         return png_path
 
-    def _save_pipeline(self, name: str, pipeline: Pipeline) -> tuple[Path, bytes]:
-        buffer = io.BytesIO()
-        joblib.dump(pipeline, buffer)
+    def _save_model_files(
+        self, name: str, pickle_bytes: bytes, twin: OnnxTwin
+    ) -> tuple[Path, Path | None]:
+        """Write the pickle, then its twin if there is one; return both paths.
+
+        The previous twin goes first: a reader never finds an old twin beside a new pickle
+        (the API also checks the twin's recorded pickle sha256).
+        """
         model_path = self.models_dir / model_filename(name)
-        atomic_write_bytes(model_path, buffer.getvalue())
-        return model_path, buffer.getvalue()
+        onnx_path = self.models_dir / onnx_filename(name)
+        onnx_path.unlink(missing_ok=True)
+        atomic_write_bytes(model_path, pickle_bytes)
+        if twin.model_bytes is None:
+            return model_path, None
+        atomic_write_bytes(onnx_path, twin.model_bytes)
+        return model_path, onnx_path
 
     def read_report(self) -> pd.DataFrame:
         """The report as a DataFrame (empty, with REPORT_COLUMNS, if there is none yet)."""
@@ -155,6 +179,19 @@ class ModelTrainer:
             buffer = io.BytesIO()
             updated.to_pickle(buffer)
             atomic_write_bytes(self.report_path, buffer.getvalue())
+            atomic_write_bytes(report_json_path(self.report_path), report_json(updated))
+
+
+def pickled(pipeline: Pipeline) -> bytes:
+    buffer = io.BytesIO()
+    joblib.dump(pipeline, buffer)
+    return buffer.getvalue()
+
+
+def saved_message(model_path: Path, twin: OnnxTwin, report_path: Path) -> str:
+    if twin.model_bytes is None:
+        return f"Saved {model_path} and its row in {report_path} (no ONNX twin: {twin.reason})"
+    return f"Saved {model_path}, its ONNX twin and its row in {report_path}"
 
 
 def feature_matrix(X) -> np.ndarray:
@@ -248,7 +285,7 @@ def show_in_notebook(png: bytes) -> None:
         display(Image(data=png, format="png"))
 
 
-def metadata(pipeline: Pipeline, pickle_bytes: bytes) -> dict[str, Any]:
+def metadata(pipeline: Pipeline, pickle_bytes: bytes, twin: OnnxTwin) -> dict[str, Any]:
     """What a server needs to trust and describe the model (METADATA_COLUMNS)."""
     final_step = pipeline[-1]
     return {
@@ -259,6 +296,8 @@ def metadata(pipeline: Pipeline, pickle_bytes: bytes) -> dict[str, Any]:
         "classes": [int(code) for code in pipeline.classes_],
         "estimator": type(final_step).__name__,
         "params": json.dumps(final_step.get_params(), default=str, sort_keys=True),
+        "onnx": twin.model_bytes is not None,
+        "onnx_reason": twin.reason,
     }
 
 
@@ -289,3 +328,29 @@ def report_columns(report: pd.DataFrame) -> list[str]:
     """REPORT_COLUMNS first, then any extra columns an older report carries."""
     extra = [column for column in report.columns if column not in REPORT_COLUMNS]
     return [*REPORT_COLUMNS, *extra]
+
+
+def report_json(report: pd.DataFrame) -> bytes:
+    """The report's rows as a JSON list of objects (missing values and NaN as null)."""
+    rows = [
+        {str(column): json_native(value) for column, value in row.items()}
+        for row in report.to_dict("records")
+    ]
+    return json.dumps(rows, indent=2, allow_nan=False).encode()
+
+
+def json_native(value: Any) -> Any:
+    """``value`` as JSON's own types; what JSON cannot hold (NaN, unknown objects) is mapped."""
+    if isinstance(value, (str, bool, int)) or value is None:
+        return value
+    if isinstance(value, float):
+        return value if np.isfinite(value) else None
+    if isinstance(value, np.generic):
+        return json_native(value.item())
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [json_native(item) for item in value]
+    if isinstance(value, dict):
+        return {str(key): json_native(item) for key, item in value.items()}
+    if pd.isna(value):  # pd.NA, pd.NaT
+        return None
+    return str(value)
