@@ -10,21 +10,30 @@ The graph (contract: ``penguin_contract.ONNX_*``):
 - one input ``features``, ``tensor(double) [N, 7]``, columns in ``FEATURES`` order;
 - every preprocessing step (all steps before the final estimator) in double, then a ``Cast``
   to float32, then the estimator. This is what scikit-learn does: it scales in float64 and its
-  trees cast their input to float32. skl2onnx's default graph scales in float32 instead, which
-  moves many scaled values by one float32 ulp; a real bird that sits on a tree threshold then
-  takes the other branch. If that graph disagrees, the same pipeline with the estimator in
-  double is tried (it suits estimators that compute in float64 throughout);
+  trees cast their input to float32. skl2onnx's default graph either scales in float32 (float
+  input) or compares the scaled doubles with the thresholds (double input): either way a real
+  bird that sits on a tree threshold can take the other branch (the notebook's forest: 0.09 on
+  24 birds). If the float32 graph disagrees, the same pipeline with the estimator in double is
+  tried (it suits estimators that compute in float64 throughout, such as an unscaled
+  GaussianNB);
 - outputs ``label``, ``tensor(int64) [N]``, and, only for pipelines with ``predict_proba``,
   ``probabilities``, ``tensor(float) [N, n_classes]`` (columns in ``classes_`` order, no
   ZipMap);
 - ``metadata_props``: ``ONNX_METADATA_KEYS`` (sha256 of the pickle bytes it is the twin of,
   library versions, feature names and classes as JSON).
 
-Measured on this project's machine (scikit-learn 1.9.1, skl2onnx 1.20.0, onnxruntime 1.32,
-one thread), the notebook's pipelines (StandardScaler + estimator) on the 333 real birds and
-999 noisy copies: randomforest, gradientboosting, knn and svm all agree (labels equal; largest
-probability difference 6.6e-07, 2.3e-07 and 2.4e-08; svm has no probabilities). See the
-project's issue 10 report for conversion times and single-row latencies.
+Measured on a shared 2-core machine (scikit-learn 1.9.1, skl2onnx 1.20.0, onnxruntime 1.32, one
+thread), the notebook's pipelines (StandardScaler + estimator) against the pickle on the 333 real
+birds and their 999 noisy copies; the export (conversion + proof) takes 50-450 ms per model:
+
+================  ======  ====================  ===================  ==============
+model             labels  max prob. difference  ONNX Runtime, 1 row  sklearn, 1 row
+================  ======  ====================  ===================  ==============
+randomforest      equal   6.6e-07               ~8 us                ~17,000 us
+svm               equal   (no predict_proba)    ~7 us                ~260 us
+gradientboosting  equal   2.3e-07               ~10 us               ~840 us
+knn               equal   2.4e-08               ~350 us              ~1,300 us
+================  ======  ====================  ===================  ==============
 """
 
 import hashlib
