@@ -3,7 +3,11 @@
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 from support.models import ModelStore, train_prescribed_models
+
+from app.core.config import Settings
+from app.main import create_app
 
 
 @pytest.fixture(scope="session")
@@ -37,3 +41,23 @@ def server_env(model_store: ModelStore, results_dir: Path) -> dict[str, str]:
         "REPORT_PATH": str(model_store.report_path),
         "RESULTS_DIR": str(results_dir),
     }
+
+
+@pytest.fixture
+def settings(model_store: ModelStore, results_dir: Path) -> Settings:
+    return Settings(
+        models_dir=model_store.models_dir,
+        report_path=model_store.report_path,
+        results_dir=results_dir,
+    )
+
+
+@pytest.fixture
+def client(settings: Settings):
+    with TestClient(create_app(settings)) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def log_path(settings: Settings) -> Path:
+    return settings.predictions_log_path

@@ -72,6 +72,7 @@ class PredictionLogError(PenguinAPIError):
     code = "prediction_not_logged"
 
     def __init__(self, reason: str) -> None:
+        self.reason = reason
         super().__init__(
             f"The prediction could not be written to the prediction log ({reason}); "
             "no prediction is returned unless it is logged. Check that RESULTS_DIR is "

@@ -10,51 +10,58 @@ from app.api.exception_handlers import install_exception_handlers
 from app.api.routes import api_router
 from app.core.config import Settings
 from app.docs import mount_docs
-from app.listing import ModelListing
 from app.metrics import instrument
+from app.models.registry import ModelRegistry
 from app.prediction_log import PredictionLog
 from app.report import MetricsReport
-from app.repository import ModelRepository
 from app.service import PredictionService
 
 DESCRIPTION = """
-Classifies Palmer penguins (1 Adelie, 2 Chinstrap, 3 Gentoo) with the scikit-learn models
-trained in Jupyter. Models are discovered in MODELS_DIR on every request; every prediction
-is appended to RESULTS_DIR/predictions.log before it is returned.
+Classifies Palmer penguins (1 Adelie, 2 Chinstrap, 3 Gentoo) with the models trained in
+Jupyter, served by ONNX Runtime from their ONNX twins (or by scikit-learn). Models are
+discovered in MODELS_DIR on every request; every prediction is appended to the prediction log
+in RESULTS_DIR before it is returned.
 """
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
-    prediction_log = PredictionLog(settings.predictions_log_path, fsync=settings.log_fsync)
-    repository = ModelRepository(settings.models_dir)
+    prediction_log = PredictionLog(
+        settings.predictions_log_path,
+        fsync=settings.log_fsync,
+        max_bytes=settings.log_max_bytes,
+        backups=settings.log_backups,
+        lock_timeout_s=settings.log_lock_timeout_s,
+    )
+    registry = ModelRegistry(settings.models_dir, settings.max_model_bytes, settings.allow_pickle)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
         prediction_log.close()
-        repository.close()
+        registry.close()
 
     app = FastAPI(
         title="Penguin Classifier API",
-        version="1.0.0",
+        version="2.0.0",
         description=DESCRIPTION,
         docs_url=None,
         redoc_url=None,
         lifespan=lifespan,
     )
-    report = MetricsReport(settings.report_path)
     app.include_router(api_router)
+    # Added first, so it runs inside the metrics middleware: refused bodies are counted.
+    app.add_middleware(BodySizeLimit, max_body_bytes=settings.max_body_bytes)
     predictions_counter = instrument(app)
     app.state.settings = settings
-    app.state.report = report
-    app.state.repository = repository
-    app.state.listing = ModelListing(repository, report)
     app.state.prediction_log = prediction_log
     app.state.service = PredictionService(
-        repository, report, prediction_log, predictions_counter, settings.max_batch_size
+        registry,
+        MetricsReport(settings.report_path, settings.allow_pickle),
+        prediction_log,
+        predictions_counter,
+        settings.max_batch_size,
     )
     install_exception_handlers(app)
-    app.add_middleware(BodySizeLimit, max_body_bytes=settings.max_body_bytes)
     mount_docs(app)
     return app

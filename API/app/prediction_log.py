@@ -1,33 +1,42 @@
-"""predictions.log: one JSON line per prediction, appended before the response is sent.
+"""The prediction log: one JSON line per prediction, appended before the response is sent.
 
-Every append is ONE ``os.write`` on an ``O_APPEND`` descriptor, so several workers (processes)
-appending to the same file never interleave or lose lines; the data reaches the kernel before
-the response goes out (fsync after each write too when LOG_FSYNC=true). If the write fails the
-caller gets PredictionLogError and must not return the prediction.
-
-A process killed in the middle of a large write (a 1000-row batch spans many pages, and Linux
-stops a write between pages for SIGKILL) leaves a partial last line. Appends therefore take
-an exclusive ``flock`` (released by the kernel when its holder dies), and the next writer cuts
-such a tail off before appending, so a partial line is never followed by another.
+Guarantees, and how they are kept:
+- Whole lines, never interleaved: every append is ONE ``os.write`` on an ``O_APPEND``
+  descriptor under an exclusive ``flock`` that every writer takes (several workers may
+  append at once). The data reaches the kernel before the response goes out (and the disk
+  too with LOG_FSYNC=true). If the write fails the prediction is not returned (503).
+- Nothing torn after kill -9: Linux may stop a large write between pages for SIGKILL, so
+  the next writer, holding the lock, cuts such a partial last line off. It cuts only a tail
+  that is one of the API's own lines (it starts as they do and is no longer than one);
+  anything else is kept, and the new lines start after a newline.
+- Nobody else can stall or redirect it: the file is opened with ``O_NOFOLLOW`` (a symlink
+  is refused: 503, and /ready says why), must be a regular file, and the lock is waited for
+  at most LOG_LOCK_TIMEOUT_S, never on the event loop (``try_append`` does not wait; the
+  service then calls ``append`` in a worker thread).
+- Bounded size: before an append would take the file past LOG_MAX_BYTES it is renamed to
+  ``.1`` (``.1`` to ``.2``...; LOG_BACKUPS kept) under the lock. A writer that finds, once
+  it holds the lock, that the path names another file reopens it, so no line is lost,
+  duplicated or written to a rotated file.
 """
 
 import contextlib
 import errno
 import fcntl
-import json
 import os
+import stat
 import threading
-from collections.abc import Iterator
+import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from app.errors import PredictionLogError
 
-_OPEN_FLAGS = os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC  # read: to check the tail
+_OPEN_FLAGS = os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK
 _NO_LOCKS = {errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS}  # filesystems without flock
-_TAIL_BLOCK = 64 * 1024
-_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+LINE_PREFIX = b'{"timestamp":"'
+MAX_LINE_BYTES = 4096  # one line is ~0.5 kB: a longer partial tail is not ours
+_LOCK_POLL_S = 0.002
+_REOPEN_ATTEMPTS = 5
 
 
 def utc_timestamp() -> str:
@@ -35,36 +44,48 @@ def utc_timestamp() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
-def json_line(record: dict[str, Any]) -> bytes:
-    return (_dumps(record) + "\n").encode()
-
-
 class PredictionLog:
-    def __init__(self, path: Path, fsync: bool = False) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        fsync: bool = False,
+        max_bytes: int = 64 * 1024 * 1024,
+        backups: int = 5,
+        lock_timeout_s: float = 1.0,
+    ) -> None:
         self.path = path
         self.fsync = fsync
+        self.max_bytes = max_bytes
+        self.backups = backups
+        self.lock_timeout_s = lock_timeout_s
         self._fd: int | None = None
-        self._identity: tuple[int, int] | None = None
         self._lock = threading.Lock()
 
+    def try_append(self, lines: bytes) -> bool:
+        """Append without waiting for anyone: False if a lock is held (call ``append`` from a
+        worker thread then); PredictionLogError if the log cannot be written."""
+        if not self._lock.acquire(blocking=False):
+            return False
+        try:
+            return self._append(lines, deadline=None)
+        finally:
+            self._lock.release()
+
     def append(self, lines: bytes) -> None:
-        """Append whole lines with a single write, or raise PredictionLogError."""
-        with self._lock:
-            try:
-                fd = self._open_fd()
-                with _exclusive(fd):
-                    _cut_torn_tail(fd)
-                    written = os.write(fd, lines)
-                    if written != len(lines):
-                        _remove_partial_write(fd, written)
-                        raise OSError(
-                            errno.ENOSPC, f"short write ({written} of {len(lines)} bytes)"
-                        )
-                if self.fsync:
-                    os.fsync(fd)
-            except OSError as error:
-                self._close()
-                raise PredictionLogError(error.strerror or str(error)) from error
+        """Append whole lines, waiting at most LOG_LOCK_TIMEOUT_S; blocks: not on the loop."""
+        deadline = time.monotonic() + self.lock_timeout_s
+        if not self._lock.acquire(timeout=self.lock_timeout_s):
+            raise PredictionLogError("the log is busy")
+        try:
+            self._append(lines, deadline)
+            if self.fsync and self._fd is not None:
+                os.fsync(self._fd)
+        except OSError as error:
+            self._close()
+            raise PredictionLogError(error.strerror or str(error)) from error
+        finally:
+            self._lock.release()
 
     def problem(self) -> str | None:
         """Why predictions could not be logged right now, or None (used by /ready)."""
@@ -72,10 +93,13 @@ class PredictionLog:
         if not directory.is_dir():
             return f"results directory {directory} does not exist"
         try:
-            fd = os.open(self.path, _OPEN_FLAGS, 0o644)
-        except OSError as error:
-            return f"cannot open {self.path.name} for appending: {error.strerror}"
+            fd = _open(self.path)
+        except PredictionLogError as error:
+            return error.reason
         try:
+            if not _lock_within(fd, time.monotonic() + 0.05):
+                return f"{self.path.name} is locked by another process"
+            fcntl.flock(fd, fcntl.LOCK_UN)
             if os.fstatvfs(fd).f_bavail == 0:
                 return f"no space left on the device holding {directory}"
         finally:
@@ -86,58 +110,128 @@ class PredictionLog:
         with self._lock:
             self._close()
 
-    def _open_fd(self) -> int:
-        """The open descriptor, reopened if the file was deleted or replaced meanwhile."""
+    def _append(self, lines: bytes, deadline: float | None) -> bool:
+        """With self._lock held: take the file's lock (no wait when ``deadline`` is None),
+        rotate if due, repair, write. False only when it would have had to wait."""
         try:
-            stat = os.stat(self.path)
-            identity = (stat.st_dev, stat.st_ino)
+            for _ in range(_REOPEN_ATTEMPTS):
+                fd = self._open_fd()
+                if not _lock_within(fd, deadline):
+                    if deadline is None:
+                        return False
+                    raise PredictionLogError(
+                        f"another process holds a lock on {self.path.name} "
+                        f"(waited {self.lock_timeout_s:g} s)"
+                    )
+                try:
+                    if not self._names_this_file(fd):
+                        self._close()  # rotated or replaced by another writer: reopen
+                        continue
+                    if self._rotate_if_due(fd, len(lines)):
+                        self._close()
+                        continue
+                    _write_whole_lines(fd, lines)
+                    return True
+                finally:
+                    with contextlib.suppress(OSError):
+                        fcntl.flock(fd, fcntl.LOCK_UN)
+            raise PredictionLogError(f"{self.path.name} kept changing while being written")
+        except PredictionLogError:
+            self._close()
+            raise
+        except OSError as error:
+            self._close()
+            raise PredictionLogError(error.strerror or str(error)) from error
+
+    def _open_fd(self) -> int:
+        if self._fd is None:
+            self._fd = _open(self.path)
+        return self._fd
+
+    def _names_this_file(self, fd: int) -> bool:
+        try:
+            at_path = os.stat(self.path, follow_symlinks=False)
         except FileNotFoundError:
-            identity = None
-        if self._fd is not None and identity == self._identity:
-            return self._fd
-        self._close()
-        fd = os.open(self.path, _OPEN_FLAGS, 0o644)
-        stat = os.fstat(fd)
-        self._fd, self._identity = fd, (stat.st_dev, stat.st_ino)
-        return fd
+            return False
+        mine = os.fstat(fd)
+        return (at_path.st_dev, at_path.st_ino) == (mine.st_dev, mine.st_ino)
+
+    def _rotate_if_due(self, fd: int, incoming: int) -> bool:
+        """Rename the full file away (under its lock); True if it was rotated."""
+        size = os.fstat(fd).st_size
+        if size == 0 or size + incoming <= self.max_bytes:
+            return False
+        for index in range(self.backups - 1, 0, -1):
+            with contextlib.suppress(FileNotFoundError):
+                os.replace(f"{self.path}.{index}", f"{self.path}.{index + 1}")
+        os.replace(self.path, f"{self.path}.1")
+        return True
 
     def _close(self) -> None:
         if self._fd is not None:
             with contextlib.suppress(OSError):
                 os.close(self._fd)
-        self._fd, self._identity = None, None
+        self._fd = None
 
 
-@contextlib.contextmanager
-def _exclusive(fd: int) -> Iterator[None]:
-    """Hold the file's flock (every writer of the log takes it), where the filesystem has one."""
+def _open(path: Path) -> int:
+    """The log's descriptor; PredictionLogError for a symlink or a non-regular file."""
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        fd = os.open(path, _OPEN_FLAGS, 0o644)
     except OSError as error:
-        if error.errno not in _NO_LOCKS:
+        if error.errno == errno.ELOOP:
+            raise PredictionLogError(f"{path.name} is a symlink; it is not followed") from None
+        raise PredictionLogError(
+            f"cannot open {path.name} for appending: {error.strerror}"
+        ) from error
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise PredictionLogError(f"{path.name} is not a regular file")
+    return fd
+
+
+def _lock_within(fd: int, deadline: float | None) -> bool:
+    """Take the exclusive flock, polling until ``deadline`` (None: one try). True if held
+    (or if the filesystem has no locks)."""
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if deadline is None or time.monotonic() >= deadline:
+                return False
+            time.sleep(_LOCK_POLL_S)
+        except OSError as error:
+            if error.errno in _NO_LOCKS:
+                return True
             raise
-        yield
-        return
-    try:
-        yield
-    finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
 
 
-def _cut_torn_tail(fd: int) -> None:
-    """Truncate the file after its last newline if it does not end with one."""
+def _write_whole_lines(fd: int, lines: bytes) -> None:
+    """Repair a torn tail, then append ``lines`` with one write (ENOSPC on a short one)."""
+    lines = _after_torn_tail(fd) + lines
+    written = os.write(fd, lines)
+    if written != len(lines):
+        _remove_partial_write(fd, written)
+        raise OSError(errno.ENOSPC, f"short write ({written} of {len(lines)} bytes)")
+
+
+def _after_torn_tail(fd: int) -> bytes:
+    """Cut the file's partial last line if it is one of ours; b"\\n" to write first if the
+    file ends in a partial line that is not ours; b"" if it ends with a newline."""
     size = os.fstat(fd).st_size
     if size == 0 or os.pread(fd, 1, size - 1) == b"\n":
-        return
-    end = size
-    while end > 0:
-        start = max(0, end - _TAIL_BLOCK)
-        newline = os.pread(fd, end - start, start).rfind(b"\n")
-        if newline >= 0:
-            os.ftruncate(fd, start + newline + 1)
-            return
-        end = start
-    os.ftruncate(fd, 0)
+        return b""
+    start = max(0, size - MAX_LINE_BYTES)
+    tail = os.pread(fd, size - start, start)
+    newline = tail.rfind(b"\n")
+    if newline < 0 and start > 0:
+        return b"\n"  # longer than any line of ours
+    partial = tail[newline + 1 :]
+    if not partial.startswith(LINE_PREFIX):
+        return b"\n"
+    os.ftruncate(fd, start + newline + 1)
+    return b""
 
 
 def _remove_partial_write(fd: int, written: int) -> None:

@@ -1,9 +1,20 @@
-"""The trainer's metrics report (model_metrics.pkl), re-read only when its file changes."""
+"""The trainer's metrics report, read again only when its file changes.
+
+The report is read from its JSON twin (model_metrics.json) when there is one; from the
+pickled DataFrame (model_metrics.pkl) only when there is no JSON twin and ALLOW_PICKLE is
+true. Every value is checked: metrics must be numbers in [0, 1] (a bool, a string or 2.0
+is no metric: it becomes null), metadata must have the types the trainer writes.
+
+A row describes one file: a model's metrics and metadata come from its LAST row whose
+sha256 equals the served pickle's. Rows for other files (an older training, a replaced
+file, duplicates) are never presented as this file's.
+"""
 
 import io
 import json
 import logging
 import math
+import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,16 +22,18 @@ from typing import Any
 
 import pandas as pd
 
-from app.files import FileKey
-from penguin_contract import METRIC_COLUMNS
+from app.models.files import FileKey, read_regular_file
+from penguin_contract import METRIC_COLUMNS, report_json_path
 
 logger = logging.getLogger(__name__)
+MAX_REPORT_BYTES = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True)
 class ReportRow:
-    """One model's row: metrics (None when missing) and the trainer's metadata."""
+    """One report row: its metrics (None when missing or invalid) and the trainer's metadata."""
 
+    model: str
     metrics: dict[str, float | None]
     metadata: dict[str, Any] = field(default_factory=dict)
 
@@ -28,99 +41,124 @@ class ReportRow:
     def test_f1(self) -> float | None:
         return self.metrics.get("test_f1")
 
+    @property
+    def sha256(self) -> str | None:
+        return self.metadata.get("sha256")
 
-EMPTY_ROW = ReportRow(metrics=dict.fromkeys(METRIC_COLUMNS))
+
+EMPTY_METRICS: dict[str, float | None] = dict.fromkeys(METRIC_COLUMNS)
 
 
 class MetricsReport:
-    """Cached view of the report; a changed file (path, mtime_ns, size, inode) is re-read."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._key: FileKey | None = None
-        self._rows: dict[str, ReportRow] = {}
+    def __init__(self, report_path: Path, allow_pickle: bool) -> None:
+        self.pickle_path = report_path
+        self.json_path = report_json_path(report_path)
+        self.allow_pickle = allow_pickle
         self._lock = threading.Lock()
+        self._source: tuple[Path, FileKey] | None = None
+        self._by_file: dict[tuple[str, str], ReportRow] = {}
 
-    def rows(self) -> dict[str, ReportRow]:
-        key = FileKey.of_path(self.path)
-        if key == self._key:
-            return self._rows
+    def row_for(self, name: str, sha256: str) -> ReportRow | None:
+        """The last row of ``name`` that describes the file with this sha256, or None."""
+        return self._rows_by_file().get((name, sha256))
+
+    def _rows_by_file(self) -> dict[tuple[str, str], ReportRow]:
+        source = self._current_source()
+        if source == self._source:
+            return self._by_file
         with self._lock:
-            if key != self._key:
-                self._rows, self._key = self._read(key)
-            return self._rows
+            if source != self._source:
+                rows = self._read(source)
+                self._by_file = {(row.model, row.sha256): row for row in rows if row.sha256}
+                self._source = source
+            return self._by_file
 
-    def signature(self) -> FileKey | None:
-        """Equal while the report file is unchanged (None: there is no report)."""
-        return FileKey.of_path(self.path)
+    def _current_source(self) -> tuple[Path, FileKey] | None:
+        """The file to read (JSON twin first) and its identity; None if there is none."""
+        candidates = [self.json_path] + ([self.pickle_path] if self.allow_pickle else [])
+        for path in candidates:
+            try:
+                return path, FileKey.of(os.stat(path))
+            except OSError:
+                continue
+        return None
 
-    def row(self, name: str) -> ReportRow:
-        return self.rows().get(name, EMPTY_ROW)
-
-    def _read(self, key: FileKey | None) -> tuple[dict[str, ReportRow], FileKey | None]:
-        if key is None:
-            return {}, None
+    def _read(self, source: tuple[Path, FileKey] | None) -> tuple[ReportRow, ...]:
+        if source is None:
+            return ()
+        path, key = source
         try:
-            with open(self.path, "rb") as file:
-                key = FileKey.of_fd(self.path, file.fileno())
-                frame = pd.read_pickle(io.BytesIO(file.read()))
-            return parse_report(frame), key
-        except FileNotFoundError:
-            return {}, None
+            data = read_regular_file(path, MAX_REPORT_BYTES, key)
+            if path == self.json_path:
+                records = json.loads(data)
+            else:
+                records = _frame_records(pd.read_pickle(io.BytesIO(data)))
+            return parse_records(records)
         except Exception as error:  # an unreadable report must not take the API down
-            logger.warning("Cannot read the metrics report %s: %r", self.path, error)
-            return {}, key
+            logger.warning("Cannot read the metrics report %s: %r", path, error)
+            return ()
 
 
-def parse_report(frame: Any) -> dict[str, ReportRow]:
-    if not isinstance(frame, pd.DataFrame) or "model" not in frame.columns:
-        raise ValueError("not a DataFrame with a 'model' column")
-    rows = {}
-    for record in frame.to_dict("records"):
-        metrics = {column: _finite_or_none(record.get(column)) for column in METRIC_COLUMNS}
+def _frame_records(frame: Any) -> list[dict[str, Any]]:
+    if not isinstance(frame, pd.DataFrame):
+        raise ValueError("the pickled report is not a pandas DataFrame")
+    return frame.to_dict("records")
+
+
+def parse_records(records: Any) -> tuple[ReportRow, ...]:
+    if not isinstance(records, list):
+        raise ValueError("the report is not a list of rows")
+    rows = []
+    for record in records:
+        if not isinstance(record, dict) or not isinstance(record.get("model"), str):
+            continue
+        metrics = {column: _metric(record.get(column)) for column in METRIC_COLUMNS}
         metadata = {
-            "trained_at": _text_or_none(record.get("trained_at")),
-            "sklearn_version": _text_or_none(record.get("sklearn_version")),
-            "sha256": _text_or_none(record.get("sha256")),
-            "estimator": _text_or_none(record.get("estimator")),
+            "trained_at": _text(record.get("trained_at")),
+            "sklearn_version": _text(record.get("sklearn_version")),
+            "sha256": _text(record.get("sha256")),
+            "estimator": _text(record.get("estimator")),
             "params": _params(record.get("params")),
-            "classes": _list_or_none(record.get("classes"), int),
-            "feature_names": _list_or_none(record.get("feature_names"), str),
+            "classes": _list_of(record.get("classes"), int),
+            "feature_names": _list_of(record.get("feature_names"), str),
+            "onnx": record.get("onnx") if isinstance(record.get("onnx"), bool) else None,
+            "onnx_reason": _text(record.get("onnx_reason")),
         }
-        rows[str(record["model"])] = ReportRow(metrics=metrics, metadata=metadata)
-    return rows
+        rows.append(ReportRow(record["model"], metrics, metadata))
+    return tuple(rows)
 
 
-def _finite_or_none(value: Any) -> float | None:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
+def _metric(value: Any) -> float | None:
+    """A metric is a real number in [0, 1]; anything else is no metric."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    return number if math.isfinite(number) else None
+    number = float(value)
+    return number if math.isfinite(number) and 0.0 <= number <= 1.0 else None
 
 
-def _text_or_none(value: Any) -> str | None:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _list_of(value: Any, kind: type) -> list | None:
+    if isinstance(value, str | bytes | dict) or not hasattr(value, "__iter__"):
         return None
-    return str(value)
-
-
-def _list_or_none(value: Any, kind: type) -> list | None:
-    if isinstance(value, str) or not hasattr(value, "__iter__"):
-        return None
-    try:
-        return [kind(item) for item in value]
-    except (TypeError, ValueError):
-        return None
+    items = list(value)
+    if not all(isinstance(item, kind) and not isinstance(item, bool) for item in items):
+        try:  # NumPy integers and the like from a pickled DataFrame
+            items = [kind(item) for item in items]
+        except (TypeError, ValueError):
+            return None
+    return items
 
 
 def _params(value: Any) -> dict[str, Any] | None:
-    if isinstance(value, dict):
-        return value
+    """The final step's parameters as JSON-safe values (anything else becomes its text)."""
     if isinstance(value, str):
         try:
-            parsed = json.loads(value)
+            value = json.loads(value)
         except ValueError:
             return None
-        return parsed if isinstance(parsed, dict) else None
-    return None
+    if not isinstance(value, dict):
+        return None
+    return json.loads(json.dumps(value, default=str, skipkeys=True))

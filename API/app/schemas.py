@@ -259,11 +259,12 @@ def feature_rows(instances: Sequence[Any]) -> np.ndarray:
 
 Metrics = create_model(
     "Metrics",
-    __doc__="Metrics from the training report; null when the model has no report row.",
-    **{column: (float | None, None) for column in METRIC_COLUMNS},
+    __doc__="Metrics from the training report; null when no report row describes this file.",
+    **{column: (float | None, Field(None, ge=0, le=1)) for column in METRIC_COLUMNS},
 )
 
 ModelStatus = Literal["ok", "error", "incompatible"]
+RuntimeName = Literal["onnx", "sklearn"]
 SpeciesName = Literal[tuple(SPECIES.values())]
 
 
@@ -273,6 +274,15 @@ class ModelSummary(BaseModel):
     metrics: Metrics  # type: ignore[valid-type]
     status: ModelStatus = Field(description="ok, or why the file cannot be served")
     reason: str | None = Field(None, description="What is wrong when status is not ok")
+    runtime: RuntimeName | None = Field(
+        None, description="What answers: ONNX Runtime (the ONNX twin) or scikit-learn"
+    )
+    runtime_reason: str | None = Field(
+        None, description="Why scikit-learn serves it (no ONNX twin, twin mismatched...)"
+    )
+    probabilities: bool = Field(False, description="Predictions carry class probabilities")
+    trained_at: str | None = Field(None, description="From the report row of this file")
+    best: bool = Field(False, description="This is the model 'best' resolves to")
 
 
 class ModelsResponse(BaseModel):
@@ -281,17 +291,17 @@ class ModelsResponse(BaseModel):
 
 class ModelDetail(ModelSummary):
     sha256: str = Field(description="SHA-256 of the served pickle file")
-    file_size: int
-    trained_at: str | None = None
+    file_size: int | None = Field(description="Bytes of the pickle file")
     sklearn_version: str | None = None
     estimator: str | None = None
     params: dict[str, Any] | None = None
     classes: list[int] | None = None
     feature_names: list[str] | None = None
+    onnx: bool | None = Field(None, description="The trainer wrote an ONNX twin")
+    onnx_reason: str | None = Field(None, description="Why the trainer wrote no ONNX twin")
     report_matches_file: bool = Field(
-        description="The report row's sha256 equals the served file's (metrics describe it)"
+        description="A report row has this file's sha256 (metrics and metadata describe it)"
     )
-    probabilities: bool = Field(description="Predictions carry class probabilities")
 
 
 class Prediction(BaseModel):
@@ -303,6 +313,7 @@ class Prediction(BaseModel):
                     "species_id": 1,
                     "species_name": "Adelie",
                     "probabilities": {"Adelie": 0.99, "Chinstrap": 0.01, "Gentoo": 0.0},
+                    "runtime": "onnx",
                 }
             ]
         }
@@ -314,6 +325,7 @@ class Prediction(BaseModel):
     probabilities: dict[str, float] | None = Field(
         None, description="By species name, when the model has predict_proba; else null"
     )
+    runtime: RuntimeName = Field(description="What answered: onnx or sklearn")
 
 
 class BatchPrediction(BaseModel):
@@ -336,7 +348,8 @@ class ValidationIssue(BaseModel):
 
 
 class ValidationErrorResponse(BaseModel):
-    detail: list[ValidationIssue]
+    detail: list[ValidationIssue] = Field(description="The first issues found (at most 20)")
+    omitted: int = Field(0, description="How many more issues were found but not listed")
 
 
 class Health(BaseModel):
@@ -346,3 +359,39 @@ class Health(BaseModel):
 class Readiness(BaseModel):
     status: Literal["ready", "not ready"]
     checks: dict[str, str]
+
+
+def batch_length(body: Any) -> int:
+    """Rows in a batch body of either shape, counted without validating any of them (the
+    longest column for the columnar shape); 0 for a body of neither shape."""
+    if not isinstance(body, dict):
+        return 0
+    instances, columns = body.get("instances"), body.get("columns")
+    if isinstance(instances, list):
+        return len(instances)
+    if isinstance(columns, dict):
+        return max((len(v) for v in columns.values() if isinstance(v, list)), default=0)
+    return 0
+
+
+_SPECIES_NAMES = tuple(SPECIES.values())
+
+
+def predictions_of(predictions: Any) -> list[Prediction]:
+    """The service's Predictions (arrays) as response objects, one per row."""
+    species_ids = predictions.species_ids.tolist()
+    rows = (
+        [dict(zip(_SPECIES_NAMES, row, strict=True)) for row in predictions.probabilities.tolist()]
+        if predictions.probabilities is not None
+        else [None] * len(species_ids)
+    )
+    return [
+        Prediction.model_construct(
+            model=predictions.model,
+            species_id=code,
+            species_name=SPECIES[code],
+            probabilities=probabilities,
+            runtime=predictions.runtime,
+        )
+        for code, probabilities in zip(species_ids, rows, strict=True)
+    ]

@@ -1,104 +1,209 @@
-"""Prediction use cases: resolve a model name, predict, log, count. Routes only delegate here."""
+"""Use cases: resolve a model name (incl. 'best'), predict, log, count, describe.
+
+Routes (REST and Open Inference Protocol alike) only translate HTTP to these calls. The
+model state belongs to the registry (app.models.registry) and the metrics to the report
+(app.report); everything here is derived from them on each call.
+"""
 
 import time
 from collections import Counter
+from dataclasses import dataclass
 
 import numpy as np
-import sklearn
 from prometheus_client import Counter as PrometheusCounter
 from starlette.concurrency import run_in_threadpool
 
-from app.errors import BatchTooLargeError, ModelNotFoundError, NoBestModelError
-from app.log_records import EncodedPredictions, encode_predictions, log_lines
+from app.errors import (
+    BatchTooLargeError,
+    ModelNotFoundError,
+    ModelUnavailableError,
+    NoBestModelError,
+)
+from app.log_records import log_lines
+from app.models.loading import ServedModel
+from app.models.registry import ModelRegistry
+from app.models.runtimes import RuntimeName
 from app.prediction_log import PredictionLog, utc_timestamp
-from app.report import MetricsReport
-from app.repository import LoadedModel, ModelRepository
+from app.report import EMPTY_METRICS, MetricsReport, ReportRow
+from app.schemas import ModelDetail, ModelSummary
 from penguin_contract import RESERVED_MODEL_NAMES, SPECIES, normalize_model_name
 
 BEST_ALIAS = "best"
 assert BEST_ALIAS in RESERVED_MODEL_NAMES
 
 
+@dataclass(frozen=True, slots=True)
+class Predictions:
+    """A request's answers: species codes [N] and probabilities [N, 3] in SPECIES order."""
+
+    model: str
+    runtime: RuntimeName
+    species_ids: np.ndarray
+    probabilities: np.ndarray | None
+
+
 class PredictionService:
     def __init__(
         self,
-        repository: ModelRepository,
+        registry: ModelRegistry,
         report: MetricsReport,
         log: PredictionLog,
         predictions_counter: PrometheusCounter,
         max_batch_size: int,
     ) -> None:
-        self.repository = repository
+        self.registry = registry
         self.report = report
         self.log = log
         self.predictions_counter = predictions_counter
         self.max_batch_size = max_batch_size
 
-    async def model_for(self, requested: str) -> LoadedModel:
-        """The usable model named ``requested`` (any case, or 'best'); loads off the event loop."""
+    async def model_for(self, requested: str) -> ServedModel:
+        """The usable model named ``requested`` (any case, or 'best'); loads off the loop."""
         if requested.strip().lower() == BEST_ALIAS:
-            return await run_in_threadpool(self.best_model)
+            return self._require_usable(await self._best_model())
         try:
             name = normalize_model_name(requested)
         except ValueError:
             raise ModelNotFoundError(requested) from None
-        model = self.repository.cached(name)
-        if model is None:
-            model = await run_in_threadpool(self.repository.get, name)
-        model.require_usable()
-        return model
-
-    def best_model(self) -> LoadedModel:
-        """Highest test_f1 in the report among usable model files; ties by name. Stateless."""
-        discovered = self.repository.discover()
-        rows = self.report.rows()
-        scored = [
-            (rows[name].test_f1, name)
-            for name in discovered
-            if name in rows and rows[name].test_f1 is not None
-        ]
-        for _, name in sorted(scored, key=lambda pair: (-pair[0], pair[1])):
-            try:
-                model = self.repository.get(name, discovered[name])
-            except ModelNotFoundError:  # deleted since the listing
-                continue
-            if model.usable:
-                return model
-        raise NoBestModelError()
+        model = self.registry.loaded(name) or await run_in_threadpool(self.registry.get, name)
+        return self._require_usable(model)
 
     def check_batch_size(self, size: int) -> None:
         if size > self.max_batch_size:
             raise BatchTooLargeError(size, self.max_batch_size)
 
-    def classify(
-        self,
-        model: LoadedModel,
-        rows: np.ndarray,
-        request_id: str,
-        started: float,
-        batch: bool = False,
-    ) -> EncodedPredictions:
-        """Predict every row (FEATURES order), append their log lines in one write, count them."""
-        # The request schema already refuses NaN and infinity; scikit-learn's second check of
-        # every input array costs ~10 % of a single-row prediction.
-        with sklearn.config_context(assume_finite=True):
-            labels, probabilities = model.predict(rows)
-        predictions = encode_predictions(model.name, labels, probabilities, model.class_names)
-        latency_ms = round((time.perf_counter() - started) * 1000, 3)
-        self.log.append(
-            log_lines(
-                timestamp=utc_timestamp(),
-                request_id=request_id,
-                model_sha256=model.sha256,
-                rows=rows,
-                predictions=predictions,
-                latency_ms=latency_ms,
-                batch=batch,
-            )
-        )
-        self._count(model.name, predictions.species_ids)
+    async def predict(
+        self, model: ServedModel, rows: np.ndarray, request_id: str, started: float, batch: bool
+    ) -> Predictions:
+        """Predict every row (validated, FEATURES order), log one line per row, count them.
+
+        One row is predicted on the event loop (microseconds with ONNX Runtime); a batch in
+        a worker thread. The log is written on the loop unless that would wait for a lock.
+        """
+        if batch:
+            return await run_in_threadpool(self._predict_and_log, model, rows, request_id, started)
+        predictions = self._predicted(model, rows)
+        lines = self._log_lines(model, rows, predictions, request_id, started, batch=False)
+        if self.log.fsync or not self.log.try_append(lines):
+            await run_in_threadpool(self.log.append, lines)
+        self._count(predictions)
         return predictions
 
-    def _count(self, model_name: str, species_ids: list[int]) -> None:
-        for species, count in Counter(species_ids).items():
-            self.predictions_counter.labels(model_name, SPECIES[species]).inc(count)
+    async def summaries(self) -> list[ModelSummary]:
+        """Every model file by name, with its status, runtime and report metrics."""
+        models = await self._current_models()
+        best = self._best_of(models)
+        return [self._summary(model, best) for model in models]
+
+    async def describe(self, requested: str) -> ModelDetail:
+        if requested.strip().lower() == BEST_ALIAS:
+            model = await self._best_model()
+        else:
+            try:
+                name = normalize_model_name(requested)
+            except ValueError:
+                raise ModelNotFoundError(requested) from None
+            model = self.registry.loaded(name) or await run_in_threadpool(self.registry.get, name)
+        best = self._best_of(await self._current_models())
+        row = self.report.row_for(model.name, model.sha256)
+        return ModelDetail(
+            **self._summary(model, best).model_dump(),
+            **_metadata(row),
+            sha256=model.sha256,
+            file_size=model.entry.pkl.size if model.entry.pkl else None,
+            report_matches_file=row is not None,
+        )
+
+    def _predict_and_log(
+        self, model: ServedModel, rows: np.ndarray, request_id: str, started: float
+    ) -> Predictions:
+        predictions = self._predicted(model, rows)
+        self.log.append(self._log_lines(model, rows, predictions, request_id, started, True))
+        self._count(predictions)
+        return predictions
+
+    @staticmethod
+    def _predicted(model: ServedModel, rows: np.ndarray) -> Predictions:
+        runtime = model.runtime
+        assert runtime is not None
+        labels, probabilities = runtime.predict(rows)
+        if probabilities is not None and not np.isfinite(probabilities).all():
+            raise ModelUnavailableError(model.name, "it returned probabilities that are not finite")
+        return Predictions(model.name, runtime.name, labels, probabilities)
+
+    @staticmethod
+    def _log_lines(
+        model: ServedModel,
+        rows: np.ndarray,
+        predictions: Predictions,
+        request_id: str,
+        started: float,
+        batch: bool,
+    ) -> bytes:
+        return log_lines(
+            timestamp=utc_timestamp(),
+            request_id=request_id,
+            model=model.name,
+            model_sha256=model.sha256,
+            runtime=predictions.runtime,
+            rows=rows,
+            labels=predictions.species_ids,
+            probabilities=predictions.probabilities,
+            latency_ms=round((time.perf_counter() - started) * 1000, 3),
+            batch=batch,
+        )
+
+    def _count(self, predictions: Predictions) -> None:
+        for species, count in Counter(predictions.species_ids.tolist()).items():
+            self.predictions_counter.labels(predictions.model, SPECIES[species]).inc(count)
+
+    async def _current_models(self) -> list[ServedModel]:
+        loaded = self.registry.all_loaded()
+        return loaded if loaded is not None else await run_in_threadpool(self.registry.load_all)
+
+    async def _best_model(self) -> ServedModel:
+        best = self._best_of(await self._current_models())
+        if best is None:
+            raise NoBestModelError()
+        return best
+
+    def _best_of(self, models: list[ServedModel]) -> ServedModel | None:
+        """The usable model with the highest test_f1 in a report row that describes its
+        file; ties go to the first name."""
+        scored = []
+        for model in models:
+            row = self.report.row_for(model.name, model.sha256)
+            if model.usable and row is not None and row.test_f1 is not None:
+                scored.append((-row.test_f1, model.name, model))
+        return min(scored, key=lambda item: item[:2])[2] if scored else None
+
+    def _summary(self, model: ServedModel, best: ServedModel | None) -> ModelSummary:
+        row = self.report.row_for(model.name, model.sha256)
+        runtime_reason = model.runtime_reason
+        if runtime_reason and row is not None and row.metadata.get("onnx_reason"):
+            runtime_reason = f"{runtime_reason}: {row.metadata['onnx_reason']}"
+        return ModelSummary(
+            name=model.name,
+            endpoint=f"POST /classify/{model.name}",
+            metrics=row.metrics if row is not None else EMPTY_METRICS,
+            status=model.status,
+            reason=model.reason,
+            runtime=model.runtime.name if model.runtime is not None else None,
+            runtime_reason=runtime_reason,
+            probabilities=model.has_probabilities,
+            trained_at=row.metadata.get("trained_at") if row is not None else None,
+            best=best is not None and best.name == model.name,
+        )
+
+    @staticmethod
+    def _require_usable(model: ServedModel) -> ServedModel:
+        if not model.usable:
+            raise ModelUnavailableError(model.name, model.reason or model.status)
+        return model
+
+
+def _metadata(row: ReportRow | None) -> dict:
+    if row is None:
+        return {}
+    keys = ("sklearn_version", "estimator", "params", "classes", "feature_names", "onnx")
+    return {key: row.metadata.get(key) for key in (*keys, "onnx_reason")}

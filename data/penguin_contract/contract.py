@@ -1,8 +1,8 @@
 """Field encodings, valid ranges, artifact naming and report columns."""
 
 import re
-from pathlib import Path
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import MappingProxyType
 from typing import Literal
 

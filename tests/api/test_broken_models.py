@@ -1,5 +1,7 @@
 """Broken model files are listed with a reason, give a clear 5xx, and harm no other model."""
 
+import os
+
 import joblib
 import pytest
 from sklearn.pipeline import make_pipeline
@@ -113,14 +115,14 @@ def test_a_repaired_model_is_served_again(client, model_store):
 def test_an_unreadable_model_file_is_listed_as_an_error(client, model_store, monkeypatch):
     """Root ignores file modes, so the refused read is simulated."""
     unreadable = str(model_store.model_path("svm"))
-    real_open = open
+    real_open = os.open
 
     def refusing_open(path, *args, **kwargs):
         if str(path) == unreadable:
             raise PermissionError(13, "Permission denied", unreadable)
         return real_open(path, *args, **kwargs)
 
-    monkeypatch.setattr("builtins.open", refusing_open)
+    monkeypatch.setattr("os.open", refusing_open)
     listed = {m["name"]: m for m in client.get("/models").json()["available_models"]}
     response = client.post("/classify/svm", json=ADELIE)
 

@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from app.errors import ModelUnavailableError
-from app.log_records import encode_predictions, log_lines
+from app.log_records import log_lines
+from app.prediction_log import LINE_PREFIX
 from app.schemas import checked_columns
 from penguin_contract import FEATURES
 
@@ -21,21 +21,27 @@ PROBABILITIES = np.array([[0.97, 1e-7, 0.03 - 1e-7], [0.0, 1 / 3, 2 / 3]])
 NAMES = ("Adelie", "Chinstrap", "Gentoo")
 
 
-def test_batch_log_lines_and_response_decode_to_the_exact_values():
-    predictions = encode_predictions("randomforest", np.array([1, 3]), PROBABILITIES, NAMES)
-
+def _lines(labels, probabilities, batch: bool) -> list[dict]:
     raw = log_lines(
         timestamp="2026-11-26T14:17:45.123+00:00",
         request_id="req-1",
+        model="randomforest",
         model_sha256="ab" * 32,
-        rows=ROWS,
-        predictions=predictions,
+        runtime="onnx",
+        rows=ROWS[: len(labels)],
+        labels=np.array(labels),
+        probabilities=probabilities,
         latency_ms=1.25,
-        batch=True,
+        batch=batch,
     )
+    assert raw.endswith(b"\n") and raw.startswith(LINE_PREFIX)
+    return [json.loads(line) for line in raw.decode().splitlines()]
 
-    lines = [json.loads(line) for line in raw.decode().splitlines()]
-    assert raw.endswith(b"\n") and len(lines) == 2
+
+def test_batch_log_lines_decode_to_the_exact_values():
+    lines = _lines([1, 3], PROBABILITIES, batch=True)
+
+    assert len(lines) == 2
     for index, line in enumerate(lines):
         expected_input = {
             name: int(value) if name in ("island", "sex", "year") else float(value)
@@ -47,31 +53,20 @@ def test_batch_log_lines_and_response_decode_to_the_exact_values():
             zip(NAMES, PROBABILITIES[index], strict=True)
         )
         assert (line["batch_index"], line["batch_size"]) == (index, 2)
-        assert (line["request_id"], line["model"], line["latency_ms"]) == (
+        assert (line["request_id"], line["model"], line["latency_ms"], line["runtime"]) == (
             "req-1",
             "randomforest",
             1.25,
+            "onnx",
         )
-    body = json.loads(predictions.batch_json("req-1"))
-    assert body["request_id"] == "req-1"
-    assert [p["species_name"] for p in body["predictions"]] == ["Adelie", "Gentoo"]
-    assert body["predictions"][1] == {"model": "randomforest", **lines[1]["result"]}
+    assert [line["result"]["species_name"] for line in lines] == ["Adelie", "Gentoo"]
 
 
-def test_single_prediction_without_probabilities():
-    predictions = encode_predictions("svm", np.array([2]), None, NAMES)
+def test_single_line_without_probabilities():
+    [line] = _lines([2], None, batch=False)
 
-    assert json.loads(predictions.prediction_json()) == {
-        "model": "svm",
-        "species_id": 2,
-        "species_name": "Chinstrap",
-        "probabilities": None,
-    }
-
-
-def test_probabilities_that_are_not_finite_are_refused():
-    with pytest.raises(ModelUnavailableError, match="not finite"):
-        encode_predictions("m", np.array([1]), np.array([[np.nan, 0.5, 0.5]]), NAMES)
+    assert line["result"] == {"species_id": 2, "species_name": "Chinstrap", "probabilities": None}
+    assert "batch_index" not in line
 
 
 def _columns(**changes):

@@ -17,11 +17,14 @@ from app.main import create_app
 
 OPERATIONS = [
     "GET /models",
+    "HEAD /models",
     "GET /models/{name}",
     "POST /classify/{model}",
     "POST /classify/{model}/batch",
     "GET /health",
+    "HEAD /health",
     "GET /ready",
+    "HEAD /ready",
     "GET /metrics",
 ]
 FUZZ = settings(

@@ -11,7 +11,17 @@ import pytest
 from support.api import ADELIE, read_log
 
 from app.errors import PredictionLogError
-from app.prediction_log import PredictionLog, json_line
+from app.prediction_log import PredictionLog
+
+
+def json_line(record: dict) -> bytes:
+    """A line shaped like the API's own (they all start with the timestamp)."""
+    line = {"timestamp": "2026-12-01T00:00:00.000+00:00", **record}
+    return (json.dumps(line, separators=(",", ":")) + "\n").encode()
+
+
+def logged(path) -> list[dict]:
+    return [{k: v for k, v in line.items() if k != "timestamp"} for line in read_log(path)]
 
 
 def test_lines_from_many_threads_are_whole_and_none_is_lost(tmp_path):
@@ -21,7 +31,7 @@ def test_lines_from_many_threads_are_whole_and_none_is_lost(tmp_path):
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(lambda record: log.append(json_line(record)), records))
 
-    lines = read_log(tmp_path / "predictions.log")
+    lines = logged(tmp_path / "predictions.log")
     assert sorted(line["i"] for line in lines) == list(range(2000))
 
 
@@ -33,15 +43,17 @@ def test_a_deleted_log_is_recreated(tmp_path):
 
     log.append(json_line({"n": 2}))
 
-    assert read_log(path) == [{"n": 2}]
+    assert logged(path) == [{"n": 2}]
+
+
+PARTIAL = json_line({"n": 2, "pad": "xx"})[:-9]
 
 
 @pytest.mark.parametrize(
     "torn",
     [
-        pytest.param(b'{"n":1}\n{"n":2,"pad":"xx', id="after-whole-lines"),
-        pytest.param(b'{"n":2,"pad":"xx', id="only-a-partial-line"),
-        pytest.param(b'{"n":1}\n' + b"x" * 200_000, id="longer-than-a-read-block"),
+        pytest.param(json_line({"n": 1}) + PARTIAL, id="after-whole-lines"),
+        pytest.param(PARTIAL, id="only-a-partial-line"),
     ],
 )
 def test_a_partial_line_left_by_a_killed_writer_is_cut_before_the_next(tmp_path, torn):
@@ -52,6 +64,23 @@ def test_a_partial_line_left_by_a_killed_writer_is_cut_before_the_next(tmp_path,
 
     whole = torn[: torn.rfind(b"\n") + 1]
     assert path.read_bytes() == whole + json_line({"n": 3})
+
+
+@pytest.mark.parametrize(
+    "foreign",
+    [
+        pytest.param(b"a note someone typed, no newline", id="text-without-newline"),
+        pytest.param(json_line({"n": 1}) + b"x" * 200_000, id="longer-than-any-line"),
+        pytest.param(json_line({"n": 1}) + b'{"other":1', id="not-an-api-line"),
+    ],
+)
+def test_a_tail_the_api_did_not_write_is_never_cut(tmp_path, foreign):
+    path = tmp_path / "predictions.log"
+    path.write_bytes(foreign)
+
+    PredictionLog(path).append(json_line({"n": 3}))
+
+    assert path.read_bytes() == foreign + b"\n" + json_line({"n": 3})
 
 
 def test_an_append_waits_for_the_writer_holding_the_lock(tmp_path):
@@ -66,19 +95,19 @@ def test_an_append_waits_for_the_writer_holding_the_lock(tmp_path):
         appender.start()
         appender.join(timeout=0.3)
         assert appender.is_alive(), "the append did not wait for the lock"
-        assert read_log(path) == [{"n": 1}]
+        assert logged(path) == [{"n": 1}]
     finally:
         fcntl.flock(other_writer, fcntl.LOCK_UN)
         os.close(other_writer)
     appender.join(timeout=10)
-    assert read_log(path) == [{"n": 1}, {"n": 2}]
+    assert logged(path) == [{"n": 1}, {"n": 2}]
 
 
 def test_fsync_option_writes_the_same_lines(tmp_path):
     log = PredictionLog(tmp_path / "predictions.log", fsync=True)
     log.append(json_line({"n": 1}) + json_line({"n": 2}))
 
-    assert read_log(tmp_path / "predictions.log") == [{"n": 1}, {"n": 2}]
+    assert logged(tmp_path / "predictions.log") == [{"n": 1}, {"n": 2}]
 
 
 def test_write_failure_raises_prediction_log_error(tmp_path):
@@ -124,7 +153,7 @@ def test_server_keeps_logging_after_the_results_directory_is_fixed(client, resul
 
     assert client.post("/classify/svm", json=ADELIE).status_code == 200
     assert client.get("/ready").status_code == 200
-    assert len(read_log(log_path)) == 1
+    assert len(logged(log_path)) == 1
 
 
 def test_log_lines_are_compact_json_with_the_documented_keys(client, log_path):
@@ -155,7 +184,7 @@ def test_api_with_log_fsync_logs_single_and_batch_predictions(settings):
         batch = client.post("/classify/svm/batch", json={"instances": [ADELIE, ADELIE]})
 
     assert single.status_code == batch.status_code == 200
-    lines = read_log(fsync_settings.predictions_log_path)
+    lines = logged(fsync_settings.predictions_log_path)
     assert [line["request_id"] for line in lines] == [
         single.headers["X-Request-ID"],
         *[batch.headers["X-Request-ID"]] * 2,

@@ -63,7 +63,7 @@ def test_an_unexpected_error_is_a_json_500_without_the_traceback(settings, monke
     def bug(*args, **kwargs):
         raise RuntimeError("secret internal detail")
 
-    monkeypatch.setattr(PredictionService, "classify", bug)
+    monkeypatch.setattr(PredictionService, "predict", bug)
     with TestClient(create_app(settings), raise_server_exceptions=False) as client:
         response = client.post("/classify/svm", json=ADELIE)
 

@@ -1,6 +1,7 @@
 """The API in a subprocess on a free 127.0.0.1 port, started as production does by default."""
 
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -16,7 +17,7 @@ import httpx
 from support import REPO_ROOT
 
 API_DIR = REPO_ROOT / "API"
-STARTUP_TIMEOUT_S = 60
+STARTUP_TIMEOUT_S = 120
 STOP_TIMEOUT_S = 20
 
 # "serve": the production launcher `python -m app.serve`, run from API/.
@@ -50,6 +51,7 @@ def live_server(
     output_path: Path,
     workers: int = 1,
     entry_point: EntryPoint = "serve",
+    memory_cap_bytes: int | None = None,
 ) -> Iterator[LiveServer]:
     """Start the API on a free 127.0.0.1 port, wait for /health, and always stop it.
 
@@ -57,6 +59,8 @@ def live_server(
     Only the production launcher runs several workers: plain uvicorn is there to prove its
     entry points work. The server's output is appended to ``output_path``. The process group
     is stopped with SIGTERM (SIGKILL after STOP_TIMEOUT_S), even when the body raised.
+    ``memory_cap_bytes`` caps the server's address space (as `prlimit --as`), for probes
+    that could make it eat the machine's memory.
     """
     port = free_port()
     server_env = {**os.environ, **env}
@@ -79,6 +83,7 @@ def live_server(
             stdout=output,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=None if memory_cap_bytes is None else _cap_memory(memory_cap_bytes),
         )
     server = LiveServer(process, f"http://127.0.0.1:{port}", output_path)
     try:
@@ -86,6 +91,13 @@ def live_server(
         yield server
     finally:
         stop(process)
+
+
+def _cap_memory(limit: int):
+    def apply() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+    return apply
 
 
 def stop(process: subprocess.Popen) -> None:

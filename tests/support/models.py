@@ -2,6 +2,7 @@
 
 import contextlib
 import io
+import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +15,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
-from penguin_contract import FEATURES, TARGET
+from penguin_contract import FEATURES, TARGET, model_filename, onnx_filename, report_json_path
 from support import REPO_ROOT
 from utils.model_trainer import ModelTrainer
 
@@ -70,12 +71,26 @@ class ModelStore:
         """A private copy (models + report) that a test may modify freely."""
         copy = ModelStore(root / "models", root / "report" / self.report_path.name)
         shutil.copytree(self.models_dir, copy.models_dir)
-        copy.report_path.parent.mkdir(parents=True)
-        shutil.copy2(self.report_path, copy.report_path)
+        shutil.copytree(self.report_path.parent, copy.report_path.parent)
         return copy
 
     def model_path(self, name: str) -> Path:
-        return self.models_dir / f"{name}_model.pkl"
+        return self.models_dir / model_filename(name)
+
+    def onnx_path(self, name: str) -> Path:
+        return self.models_dir / onnx_filename(name)
+
+    @property
+    def report_json_path(self) -> Path:
+        return report_json_path(self.report_path)
+
+    def report_rows(self) -> list[dict]:
+        return json.loads(self.report_json_path.read_text())
+
+    def write_report_rows(self, rows: list[dict]) -> None:
+        """Replace the report, both twins (what the API reads: the JSON one)."""
+        pd.DataFrame(rows).to_pickle(self.report_path)
+        self.report_json_path.write_text(json.dumps(rows))
 
 
 def train_prescribed_models(root: Path) -> ModelStore:

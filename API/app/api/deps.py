@@ -7,10 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from app.core.config import Settings
-from app.listing import ModelListing
 from app.prediction_log import PredictionLog
-from app.report import MetricsReport
-from app.repository import ModelRepository
 from app.service import PredictionService
 
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -21,20 +18,8 @@ async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-async def get_repository(request: Request) -> ModelRepository:
-    return request.app.state.repository
-
-
-async def get_report(request: Request) -> MetricsReport:
-    return request.app.state.report
-
-
 async def get_prediction_log(request: Request) -> PredictionLog:
     return request.app.state.prediction_log
-
-
-async def get_listing(request: Request) -> ModelListing:
-    return request.app.state.listing
 
 
 async def get_service(request: Request) -> PredictionService:
@@ -53,9 +38,6 @@ async def get_request_id(request: Request) -> str:
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
-RepositoryDep = Annotated[ModelRepository, Depends(get_repository)]
-ReportDep = Annotated[MetricsReport, Depends(get_report)]
 PredictionLogDep = Annotated[PredictionLog, Depends(get_prediction_log)]
-ListingDep = Annotated[ModelListing, Depends(get_listing)]
 ServiceDep = Annotated[PredictionService, Depends(get_service)]
 RequestIdDep = Annotated[str, Depends(get_request_id)]

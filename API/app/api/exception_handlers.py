@@ -14,6 +14,8 @@ from penguin_contract import FEATURES, FIELDS
 
 _FIELDS_BY_NAME = {spec.name: spec for spec in FIELDS}
 _FIELD_LIST = ", ".join(FEATURES)
+# A hostile body can hold thousands of invalid values: the answer lists the first ones.
+MAX_LISTED_ISSUES = 20
 BODY_PARSE_ERROR = "There was an error parsing the body"  # FastAPI's message for such bodies
 
 
@@ -59,7 +61,8 @@ async def _http_error(request: Request, error: Exception) -> JSONResponse:
         # e.g. JSON nested too deeply for the parser: an invalid body, like any other.
         issue = {"loc": ["body"], "field": None, "type": "json_invalid", "allowed": None}
         issue["msg"] = "The body could not be parsed as JSON (nested too deeply or malformed)"
-        return JSONResponse({"detail": [issue]}, status_code=422, headers=_headers(request))
+        body = {"detail": [issue], "omitted": 0}
+        return JSONResponse(body, status_code=422, headers=_headers(request))
     if error.status_code == 413:  # a body sent without Content-Length, counted as it arrives
         limit = request.app.state.settings.max_body_bytes
         return error_response(BodyTooLargeError(limit), _headers(request))
@@ -74,8 +77,10 @@ async def _http_error(request: Request, error: Exception) -> JSONResponse:
 
 async def _validation_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, RequestValidationError)
-    issues = [validation_issue(raw) for raw in error.errors()]
-    return JSONResponse({"detail": issues}, status_code=422, headers=_headers(request))
+    found = error.errors()
+    issues = [validation_issue(raw) for raw in found[:MAX_LISTED_ISSUES]]
+    body = {"detail": issues, "omitted": len(found) - len(issues)}
+    return JSONResponse(body, status_code=422, headers=_headers(request))
 
 
 def validation_issue(raw: dict[str, Any]) -> dict[str, Any]:

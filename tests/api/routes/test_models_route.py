@@ -1,7 +1,6 @@
 """GET /models and GET /models/{name}."""
 
 import gc
-import io
 import os
 import shutil
 import weakref
@@ -72,7 +71,7 @@ def test_a_replaced_model_is_not_kept_in_memory_by_the_listing(settings, model_s
     app = create_app(settings)
     with TestClient(app) as client:
         client.get("/models")
-        replaced = weakref.ref(app.state.repository.get("svm").pipeline)
+        replaced = weakref.ref(app.state.service.registry.get("svm").runtime)
         shutil.copy(model_store.model_path("randomforest"), model_store.model_path("svm"))
         listed = {m["name"]: m for m in client.get("/models").json()["available_models"]}
         gc.collect()
@@ -106,7 +105,6 @@ def test_files_outside_the_naming_rule_are_ignored(client, model_store):
     source = model_store.model_path("svm").read_bytes()
     for name in (".svm_model.pkl.abc123.tmp", "Upper_model.pkl", "notes.txt", "x_model.pkl.bak"):
         (model_store.models_dir / name).write_bytes(source)
-    (model_store.models_dir / "dir_model.pkl").mkdir()
 
     names = [m["name"] for m in client.get("/models").json()["available_models"]]
 
@@ -148,11 +146,9 @@ def test_describe_best_resolves_to_the_highest_test_f1(client, model_store):
 
 
 def test_report_changes_are_picked_up_without_restart(client, model_store):
-    report = pd.read_pickle(model_store.report_path)
-    report.loc[report["model"] == "svm", "test_f1"] = 0.123
-    buffer = io.BytesIO()
-    report.to_pickle(buffer)
-    model_store.report_path.write_bytes(buffer.getvalue())
+    rows = model_store.report_rows()
+    next(row for row in rows if row["model"] == "svm")["test_f1"] = 0.123
+    model_store.write_report_rows(rows)
 
     models = {m["name"]: m for m in client.get("/models").json()["available_models"]}
 
@@ -161,6 +157,7 @@ def test_report_changes_are_picked_up_without_restart(client, model_store):
 
 def test_an_unreadable_report_leaves_metrics_null_and_models_usable(client, model_store):
     model_store.report_path.write_bytes(b"not a pickle")
+    model_store.report_json_path.write_bytes(b"not JSON")
 
     models = client.get("/models").json()["available_models"]
 

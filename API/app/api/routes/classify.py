@@ -3,9 +3,7 @@
 import time
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Path
-from fastapi.responses import Response
-from starlette.concurrency import run_in_threadpool
+from fastapi import APIRouter, Body, Depends, Path, Request, Response
 
 from app.api.deps import REQUEST_ID_HEADER, RequestIdDep, ServiceDep
 from app.api.json_route import OrjsonRoute
@@ -15,7 +13,9 @@ from app.schemas import (
     BatchRequest,
     PenguinFeatures,
     Prediction,
+    batch_length,
     feature_rows,
+    predictions_of,
 )
 
 router = APIRouter(tags=["classification"], route_class=OrjsonRoute)
@@ -30,6 +30,12 @@ ModelName = Annotated[
 _REQUEST_ID_DOC = {REQUEST_ID_HEADER: {"description": "Also in the prediction's log line"}}
 
 
+async def refuse_oversized_batch(request: Request, service: ServiceDep) -> None:
+    """413 for a batch above MAX_BATCH_SIZE before a single row of it is validated (FastAPI
+    solves dependencies before it validates the body; the parsed body is cached)."""
+    service.check_batch_size(batch_length(await request.json()))
+
+
 @router.post(
     "/classify/{model}",
     response_model=Prediction,
@@ -41,19 +47,19 @@ async def classify(
     features: Annotated[PenguinFeatures, Body(openapi_examples=CLASSIFY_EXAMPLES)],  # type: ignore[valid-type]
     service: ServiceDep,
     request_id: RequestIdDep,
-) -> Response:
+    response: Response,
+) -> Prediction:
     """Predict the species of one bird. The prediction is logged before it is returned.
 
     `island` and `sex` take codes or names (`"Biscoe"`, `"female"`, any case).
     """
     started = time.perf_counter()
-    loaded = await service.model_for(model)
-    rows = feature_rows([features])
-    if service.log.fsync:  # an fsync blocks for milliseconds: keep it off the event loop
-        predictions = await run_in_threadpool(service.classify, loaded, rows, request_id, started)
-    else:
-        predictions = service.classify(loaded, rows, request_id, started)
-    return _json_response(predictions.prediction_json(), request_id)
+    served = await service.model_for(model)
+    predictions = await service.predict(
+        served, feature_rows([features]), request_id, started, batch=False
+    )
+    response.headers[REQUEST_ID_HEADER] = request_id
+    return predictions_of(predictions)[0]
 
 
 @router.post(
@@ -61,14 +67,16 @@ async def classify(
     response_model=BatchPrediction,
     responses={200: {"headers": _REQUEST_ID_DOC}, **CLASSIFY_ERRORS},
     summary="Classify several penguins",
+    dependencies=[Depends(refuse_oversized_batch)],
 )
 async def classify_batch(
     model: ModelName,
     body: Annotated[BatchRequest, Body(openapi_examples=BATCH_EXAMPLES)],  # type: ignore[valid-type]
     service: ServiceDep,
     request_id: RequestIdDep,
-) -> Response:
-    """Predict up to MAX_BATCH_SIZE birds (413 above it), in order.
+    response: Response,
+) -> BatchPrediction:
+    """Predict up to MAX_BATCH_SIZE birds (413 above it, before any row is validated).
 
     The body is either `{"instances": [{...}, ...]}` or, cheaper for large batches,
     `{"columns": {"island": [...], "bill_length_mm": [...], ...}}`.
@@ -77,14 +85,9 @@ async def classify_batch(
     `batch_index` and `batch_size`, and are appended in one write.
     """
     started = time.perf_counter()
-    service.check_batch_size(body.size())
-    loaded = await service.model_for(model)
-    predictions = await run_in_threadpool(
-        service.classify, loaded, body.rows(), request_id, started, batch=True
+    served = await service.model_for(model)
+    predictions = await service.predict(served, body.rows(), request_id, started, batch=True)
+    response.headers[REQUEST_ID_HEADER] = request_id
+    return BatchPrediction.model_construct(
+        model=predictions.model, request_id=request_id, predictions=predictions_of(predictions)
     )
-    return _json_response(predictions.batch_json(request_id), request_id)
-
-
-def _json_response(content: bytes, request_id: str) -> Response:
-    """Already-encoded JSON (see app.log_records), with the request id header."""
-    return Response(content, media_type="application/json", headers={REQUEST_ID_HEADER: request_id})

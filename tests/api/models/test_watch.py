@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-import app.watch
-from app.repository import ModelRepository
-from app.watch import DirectoryWatch
+import app.models.watch
+from app.models.registry import ModelRegistry
+from app.models.watch import DirectoryWatch
 
 # Long enough that no periodic re-check happens during a test.
 NO_RECHECK = 3600.0
@@ -74,18 +74,18 @@ def test_two_renames_in_the_same_clock_tick_are_both_seen(tmp_path):
     directory.mkdir()
     for name in ("a", "b", "c"):
         (directory / f"{name}_model.pkl").write_bytes(name.encode())
-    repository = ModelRepository(directory)
+    registry = ModelRegistry(directory, max_model_bytes=1024, allow_pickle=True)
     try:
-        before = repository.signatures()
+        before = sorted(registry.entries())
         mtime = os.stat(directory).st_mtime_ns
         os.replace(directory / "a_model.pkl", directory / "x_model.pkl")
         os.replace(directory / "b_model.pkl", directory / "y_model.pkl")
         os.utime(directory, ns=(mtime, mtime))  # as if nothing had happened to the directory
-        after = repository.signatures()
+        after = sorted(registry.entries())
     finally:
-        repository.close()
-    assert [entry[0] for entry in before] == ["a", "b", "c"]
-    assert [entry[0] for entry in after] == ["c", "x", "y"]
+        registry.close()
+    assert before == ["a", "b", "c"]
+    assert after == ["c", "x", "y"]
 
 
 def test_a_directory_created_later_is_watched_from_then_on(tmp_path):
@@ -120,7 +120,7 @@ def test_the_path_swapped_to_another_directory_is_found_by_the_recheck(tmp_path,
     new.mkdir()
     link.symlink_to(old)
     clock = [1000.0]
-    monkeypatch.setattr(app.watch.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(app.models.watch.time, "monotonic", lambda: clock[0])
     watch = DirectoryWatch(link, recheck_seconds=1.0)
     try:
         settle(watch)
@@ -143,7 +143,7 @@ def test_without_inotify_every_look_is_a_full_look(watched, monkeypatch, caplog)
     def no_inotify(*args, **kwargs):
         raise OSError(38, "Function not implemented")
 
-    monkeypatch.setattr(app.watch, "INotify", no_inotify)
+    monkeypatch.setattr(app.models.watch, "INotify", no_inotify)
     watch = DirectoryWatch(directory, recheck_seconds=NO_RECHECK)
     assert [watch.may_have_changed() for _ in range(3)] == [True, True, True]
     assert [record.levelname for record in caplog.records] == ["WARNING"]  # said once
@@ -158,5 +158,5 @@ def test_a_closed_watch_keeps_answering_safely_without_reopening(watched, monkey
     def must_not_reopen(*args, **kwargs):
         raise AssertionError("a closed watch opened a new inotify descriptor")
 
-    monkeypatch.setattr(app.watch, "INotify", must_not_reopen)
+    monkeypatch.setattr(app.models.watch, "INotify", must_not_reopen)
     assert [watch.may_have_changed() for _ in range(2)] == [True, True]

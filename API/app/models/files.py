@@ -1,0 +1,142 @@
+"""What MODELS_DIR holds: one entry per '{name}_model.pkl', and reading a file safely.
+
+Only regular files are models. A symlink counts when it resolves to a regular file inside
+MODELS_DIR (so a volume laid out with links works), never when it leads outside it: a link
+to /etc/passwd or /dev/zero is listed as an error and never read. FIFOs, directories,
+devices, symlink loops and files over MAX_MODEL_BYTES are listed as errors with the reason,
+so GET /models and POST /classify agree on what exists and one bad entry breaks no other.
+
+Files are opened with O_NONBLOCK (opening a FIFO cannot hang), checked again with fstat
+(regular, same inode as when listed, under the size cap) and read with a bounded read.
+"""
+
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+from penguin_contract import model_filename, model_name_from_filename, onnx_filename
+
+_READ_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC
+_KINDS = {
+    stat.S_IFDIR: "a directory",
+    stat.S_IFIFO: "a FIFO",
+    stat.S_IFSOCK: "a socket",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class FileKey:
+    """A file's identity: any rewrite or os.replace changes it."""
+
+    mtime_ns: int
+    size: int
+    inode: int
+    device: int
+
+    @classmethod
+    def of(cls, status: os.stat_result) -> "FileKey":
+        return cls(status.st_mtime_ns, status.st_size, status.st_ino, status.st_dev)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelEntry:
+    """One '{name}_model.pkl' entry: its file (and its ONNX twin's), or why it is no model."""
+
+    name: str
+    pkl: FileKey | None
+    onnx: FileKey | None = None
+    problem: str | None = None  # set exactly when pkl is None
+
+
+class FileChangedError(OSError):
+    """The file at the path is not the one that was listed (replaced meanwhile)."""
+
+
+class ModelFiles:
+    """Lists MODELS_DIR and reads its model files, under the rules above."""
+
+    def __init__(self, models_dir: Path, max_bytes: int) -> None:
+        self.models_dir = models_dir
+        self.max_bytes = max_bytes
+
+    def scan(self) -> dict[str, ModelEntry]:
+        """Every entry named '{name}_model.pkl' by the contract's rule, by name."""
+        try:
+            filenames = os.listdir(self.models_dir)
+        except OSError:  # no directory (yet), or unreadable: /ready says which
+            return {}
+        root = os.path.realpath(self.models_dir)
+        entries = {}
+        for filename in filenames:
+            name = model_name_from_filename(filename)
+            if name is None:
+                continue
+            pkl, problem = self._examine(root, filename)
+            if pkl is None and problem is None:
+                continue
+            onnx = None
+            if pkl is not None:
+                onnx, _ = self._examine(root, onnx_filename(name))
+            entries[name] = ModelEntry(name, pkl, onnx, problem)
+        return entries
+
+    def pkl_path(self, name: str) -> Path:
+        return self.models_dir / model_filename(name)
+
+    def onnx_path(self, name: str) -> Path:
+        return self.models_dir / onnx_filename(name)
+
+    def read(self, path: Path, key: FileKey) -> bytes:
+        """The bytes of the file listed as ``key``; FileChangedError if it was replaced."""
+        return read_regular_file(path, self.max_bytes, key)
+
+    def _examine(self, root: str, filename: str) -> tuple[FileKey | None, str | None]:
+        """(key, None) for a servable file; (None, why not) otherwise; (None, None) if absent."""
+        path = os.path.join(self.models_dir, filename)
+        try:
+            status = os.lstat(path)
+            if stat.S_ISLNK(status.st_mode):
+                target = os.path.realpath(path, strict=True)
+                if os.path.commonpath([root, target]) != root:
+                    return None, "it is a symlink that points outside MODELS_DIR"
+                status = os.stat(target)
+        except FileNotFoundError:
+            return None, None  # gone since listdir, or a dangling symlink
+        except OSError as error:  # ELOOP, EACCES, ...
+            return None, f"it cannot be inspected ({error.strerror or error})"
+        if not stat.S_ISREG(status.st_mode):
+            kind = _KINDS.get(stat.S_IFMT(status.st_mode), "not a regular file")
+            return None, f"it is {kind}, not a regular file"
+        if status.st_size > self.max_bytes:
+            return None, (
+                f"it is {status.st_size} bytes, more than MAX_MODEL_BYTES ({self.max_bytes})"
+            )
+        return FileKey.of(status), None
+
+
+def read_regular_file(path: Path, max_bytes: int, expected: FileKey | None = None) -> bytes:
+    """The bytes of the regular file at ``path``, at most ``max_bytes`` of them, never
+    blocking on a FIFO or reading an endless device. ``expected``: the identity it must have.
+    Raises OSError (FileChangedError for a file that is not the expected regular file)."""
+    fd = os.open(path, _READ_FLAGS)
+    try:
+        status = os.fstat(fd)
+        if not stat.S_ISREG(status.st_mode):
+            raise FileChangedError(f"{path.name} is not a regular file")
+        if expected is not None and FileKey.of(status) != expected:
+            raise FileChangedError(f"{path.name} changed while it was being read")
+        chunks, total = [], 0
+        while total <= max_bytes:
+            chunk = os.read(fd, max_bytes + 1 - total)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+    finally:
+        os.close(fd)
+    if total > max_bytes:
+        raise FileChangedError(f"{path.name} is larger than {max_bytes} bytes")
+    return b"".join(chunks)
