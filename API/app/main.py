@@ -1,5 +1,6 @@
 """Build the FastAPI application. Nothing here touches the disk until a request arrives."""
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -37,6 +38,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # Everything imported so far lives as long as the process: keep it out of the
+        # cyclic GC, whose full passes over it held the event loop ~100 ms under load.
+        gc.freeze()
         yield
         prediction_log.close()
         registry.close()

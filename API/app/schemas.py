@@ -14,6 +14,8 @@ from pydantic import (
     ModelWrapValidatorHandler,
     PrivateAttr,
     Tag,
+    TypeAdapter,
+    ValidationError,
     WithJsonSchema,
     create_model,
     model_validator,
@@ -359,6 +361,50 @@ class Health(BaseModel):
 class Readiness(BaseModel):
     status: Literal["ready", "not ready"]
     checks: dict[str, str]
+
+
+_BATCH = TypeAdapter(BatchRequest)
+CHUNK_ROWS = 25
+
+
+def batch_issues(body: Any, start: int, stop: int, wanted: int) -> tuple[list[dict], int]:
+    """Up to ``wanted`` validation errors of rows [start, stop) of a batch body (the whole
+    body when it is neither shape), located as FastAPI locates them ("body", ..., row), and
+    how many there were. Errors that are not about a row are counted in the first slice."""
+    try:
+        _BATCH.validate_python(_rows_slice(body, start, stop))
+    except ValidationError as error:
+        issues = error.errors(include_url=False)
+        if start > 0:
+            issues = [issue for issue in issues if _row_position(issue["loc"]) is not None]
+        return [_shifted(issue, start) for issue in issues[: max(wanted, 0)]], len(issues)
+    return [], 0
+
+
+def _rows_slice(body: Any, start: int, stop: int) -> Any:
+    if not isinstance(body, dict):
+        return body
+    if isinstance(body.get("instances"), list):
+        return {**body, "instances": body["instances"][start:stop]}
+    if isinstance(body.get("columns"), dict):
+        columns = body["columns"]
+        sliced = {k: v[start:stop] if isinstance(v, list) else v for k, v in columns.items()}
+        return {**body, "columns": sliced}
+    return body
+
+
+def _row_position(loc: tuple) -> int | None:
+    """Where the row index is in an error's location (the first int), if it has one."""
+    return next((i for i, part in enumerate(loc) if isinstance(part, int)), None)
+
+
+def _shifted(issue: dict[str, Any], offset: int) -> dict[str, Any]:
+    """The issue with its row index moved by ``offset``."""
+    loc = list(issue["loc"])
+    position = _row_position(issue["loc"])
+    if position is not None:
+        loc[position] += offset
+    return {**issue, "loc": ("body", *loc)}
 
 
 def batch_length(body: Any) -> int:

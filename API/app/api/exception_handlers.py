@@ -19,6 +19,14 @@ MAX_LISTED_ISSUES = 20
 BODY_PARSE_ERROR = "There was an error parsing the body"  # FastAPI's message for such bodies
 
 
+class TruncatedValidationError(RequestValidationError):
+    """Validation errors of which only the first ones were kept; ``omitted`` more exist."""
+
+    def __init__(self, errors: list[dict[str, Any]], omitted: int) -> None:
+        super().__init__(errors)
+        self.omitted = omitted
+
+
 def install_exception_handlers(app: FastAPI) -> None:
     app.add_exception_handler(PenguinAPIError, _api_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
@@ -79,14 +87,15 @@ async def _validation_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, RequestValidationError)
     found = error.errors()
     issues = [validation_issue(raw) for raw in found[:MAX_LISTED_ISSUES]]
-    body = {"detail": issues, "omitted": len(found) - len(issues)}
+    omitted = len(found) - len(issues) + getattr(error, "omitted", 0)
+    body = {"detail": issues, "omitted": omitted}
     return JSONResponse(body, status_code=422, headers=_headers(request))
 
 
 def validation_issue(raw: dict[str, Any]) -> dict[str, Any]:
     """A pydantic/FastAPI error as {loc, field, msg, type, allowed}: names the field and range."""
     loc = _without_union_tags(
-        [p if isinstance(p, int | str) else str(p) for p in raw.get("loc", ())]
+        [p if isinstance(p, int) else _shortened(str(p)) for p in raw.get("loc", ())]
     )
     kind = str(raw.get("type", "value_error"))
     field = next((part for part in reversed(loc) if part in _FIELDS_BY_NAME), None)
@@ -104,6 +113,11 @@ def validation_issue(raw: dict[str, Any]) -> dict[str, Any]:
     else:
         issue["msg"] = f"{'.'.join(map(str, loc))}: {raw.get('msg')}"
     return issue
+
+
+def _shortened(text: str, limit: int = 64) -> str:
+    """A body's key can be as long as the body: an answer quotes at most ``limit`` chars."""
+    return text if len(text) <= limit else f"{text[:limit]}..."
 
 
 def _without_union_tags(loc: list[int | str]) -> list[int | str]:
