@@ -31,6 +31,9 @@ class DropHarmlessMessages(logging.Filter):
 logging.getLogger("ServerApp").addFilter(
     DropHarmlessMessages(r"\s*https?://\S*\?token=|Jupyter Server \S+ is running at:")
 )
+# Trust only decides whether a notebook's saved HTML/JS outputs render when it is opened;
+# train.ipynb ships without outputs, so there is nothing to distrust.
+logging.getLogger("ServerApp").addFilter(DropHarmlessMessages(r"Notebook \S+ is not trusted"))
 # jupyter_server hands its millisecond ping settings to tornado, which reads them as
 # seconds and warns that the timeout exceeds the interval; the pings themselves work.
 logging.getLogger("tornado.general").addFilter(
