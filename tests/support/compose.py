@@ -3,7 +3,8 @@
 `compose_stack()` builds both images, brings the stack up on free 127.0.0.1 ports with a
 random Jupyter token, waits until both containers are healthy, and always ends with
 `down -v`, even when a step failed. Its images are untagged afterwards; their layers stay
-as the build cache of the next run.
+as the build cache of the next run. `documented_project()` runs the docs' commands
+literally, from Docker/, with a given Compose (v1 or v2) on a throw-away project.
 """
 
 import json
