@@ -2,12 +2,15 @@
 
 import hashlib
 import os
+import platform
 from pathlib import Path
 
 import joblib
 import nbformat
 import pandas as pd
 import pytest
+from ipykernel.ipkernel import IPythonKernel
+from jupyter_client.kernelspec import KernelSpecManager
 from nbclient import NotebookClient
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
@@ -44,6 +47,35 @@ def test_committed_notebook_uses_the_python3_kernel():
     notebook = nbformat.read(NOTEBOOK_PATH, as_version=4)
 
     assert notebook.metadata.kernelspec.name == "python3"
+
+
+def test_committed_metadata_is_what_jupyter_writes_on_open():
+    """Jupyter fills kernelspec and language_info from the kernel when the notebook opens;
+    anything different marks a notebook nobody touched as modified. The Python version is
+    the image's (checked in tests/e2e); here only its major.minor must match."""
+    notebook = nbformat.read(NOTEBOOK_PATH, as_version=4)
+    spec = KernelSpecManager().get_kernel_spec("python3")
+    kernel_language = dict(IPythonKernel.language_info)
+    committed_language = dict(notebook.metadata.language_info)
+
+    assert dict(notebook.metadata.kernelspec) == {
+        "display_name": spec.display_name,
+        "language": spec.language,
+        "name": "python3",
+    }
+    assert committed_language.pop("version").split(".")[:2] == list(
+        platform.python_version_tuple()[:2]
+    )
+    del kernel_language["version"]
+    assert committed_language == kernel_language
+    assert (notebook.nbformat, notebook.nbformat_minor) == (4, nbformat.current_nbformat_minor)
+    assert all(cell.get("id") for cell in notebook.cells)
+
+
+def test_committed_file_is_byte_for_byte_what_jupyter_saves():
+    text = NOTEBOOK_PATH.read_text()
+
+    assert text == nbformat.writes(nbformat.reads(text, as_version=4)) + "\n"
 
 
 @pytest.fixture(scope="module")

@@ -66,8 +66,15 @@ def test_jupyter_lab_login_with_token_shows_the_notebook(stack: ComposeStack, pa
     expect(notebook_entry).to_be_visible()
     notebook_entry.dblclick()
     notebook = page.locator(".jp-NotebookPanel")
-    expect(notebook.get_by_role("heading", name="Penguin classifier: training")).to_be_visible()
+    title = "Clasificador de pingüinos: entrenamiento"
+    expect(notebook.get_by_role("heading", name=title)).to_be_visible()
     expect(page.locator(".jp-StatusBar-Widget", has_text="Idle")).to_be_visible()
+    # Opening it must not rewrite it: no "modified" dot on its tab before anything ran.
+    expect(page.locator(".lm-TabBar-tab.jp-mod-dirty")).to_have_count(0)
     save_screenshot(page, "jupyterlab.png")
 
     assert blocked == [], f"Jupyter Lab tried to reach outside: {blocked}"
+    # Opening a notebook used to log these harmless but alarming warnings.
+    log = stack.compose("logs", "--no-color", "jupyter").stdout
+    harmless = ("websocket_ping_timeout", "without nodejs", "TCP without encryption", "trusted")
+    assert [message for message in harmless if message in log] == []

@@ -1,11 +1,13 @@
 """End to end: the Compose stack exactly as a user runs it (Docker/docker-compose.yml).
 
-The stack comes up once per session (see conftest.py). The last test restarts it with
-`down` + `up` to prove that volumes survive, so it stays last in this file.
+The stack comes up once per session (see conftest.py) with one Compose (v2 if installed);
+one test runs the documented commands with the other one. The last test restarts the
+session stack with `down` + `up` to prove that volumes survive, so it stays last here.
 """
 
 import csv
 import json
+import re
 import secrets
 import time
 
@@ -13,13 +15,31 @@ import httpx
 import pytest
 from support import REPO_ROOT
 from support.api import ADELIE
-from support.compose import ComposeStack, docker
+from support.compose import (
+    ComposeStack,
+    DocumentedProject,
+    compose_command,
+    docker,
+    documented_project,
+    other_compose,
+)
 
 from penguin_contract import FEATURES, SPECIES
 
 pytestmark = pytest.mark.e2e
 
+NOTEBOOK = REPO_ROOT / "jupyter" / "notebooks" / "train.ipynb"
 BOOTSTRAP_MODELS = {"randomforest", "svm", "gradientboosting"}
+ALL_NOTEBOOK_MODELS = "gradientboosting, knn, randomforest, svm"
+# Harmless messages a first start used to print; the image's configuration silences them.
+HARMLESS = (
+    "Parent appears to have exited",
+    "Kernel is running over TCP without encryption",
+    "websocket_ping_timeout",
+    "without nodejs",
+)
+URL = re.compile(r"https?://\S+")
+MODELS_TIMEOUT_S = 180
 EXTRA_MODEL = "e2e_tree"
 # Appended to train.ipynb and run with the rest of it, as a student would add a cell.
 EXTRA_CELL = f"""
@@ -68,7 +88,7 @@ def classify(stack: ComposeStack, model: str, body: dict) -> dict:
 
 def cells_left_for_the_user() -> str:
     """Source of the notebook cells the first-start bootstrap skips (tag skip-bootstrap)."""
-    notebook = json.loads((REPO_ROOT / "jupyter" / "notebooks" / "train.ipynb").read_text())
+    notebook = json.loads(NOTEBOOK.read_text())
     return "\n".join(
         "".join(cell["source"])
         for cell in notebook["cells"]
@@ -233,6 +253,77 @@ def test_model_added_in_the_notebook_is_served_without_restart(stack: ComposeSta
     api_state_after = stack.inspect("api")["State"]
     assert api_state_after["StartedAt"] == api_state_before["StartedAt"]
     assert stack.inspect("api")["RestartCount"] == 0
+
+
+def test_first_start_log_names_one_url_and_no_harmless_warning(stack: ComposeStack) -> None:
+    log = stack.compose("logs", "--no-color", "jupyter").stdout
+
+    # The session stack sets JUPYTER_TOKEN, so the one URL carries no token.
+    port = stack.jupyter_url.rsplit(":", 1)[1]
+    assert URL.findall(log) == [f"http://127.0.0.1:{port}/lab"], log
+    assert [message for message in HARMLESS if message in log] == []
+
+
+def test_committed_notebook_metadata_names_the_image_python(stack: ComposeStack) -> None:
+    """Jupyter rewrites language_info.version on open: it must already be the image's."""
+    image_python = stack.exec(
+        "jupyter", "python", "-c", "import platform; print(platform.python_version())"
+    )
+    committed = json.loads(NOTEBOOK.read_text())["metadata"]["language_info"]["version"]
+
+    assert committed == image_python.stdout.strip()
+
+
+def test_headless_rerun_says_what_it_trained_and_nothing_scary(stack: ComposeStack) -> None:
+    rerun = stack.exec("jupyter", "python", "/opt/penguin/bootstrap_models.py", "--all")
+    execute = stack.exec("jupyter", "jupyter", "execute", "train.ipynb")
+
+    assert f"trained: {ALL_NOTEBOOK_MODELS}" in rerun.stdout
+    for output in (rerun.stdout + rerun.stderr, execute.stdout + execute.stderr):
+        assert "WARNING" not in output, output
+        assert [message for message in HARMLESS if message in output] == []
+
+
+def wait_for_models(api_url: str, expected: set[str]) -> set[str]:
+    deadline = time.monotonic() + MODELS_TIMEOUT_S
+    listed: set[str] = set()
+    while time.monotonic() < deadline and not expected <= listed:
+        try:
+            response = httpx.get(f"{api_url}/models", timeout=10)
+            listed = {model["name"] for model in response.json()["available_models"]}
+        except (httpx.HTTPError, ValueError):
+            pass
+        time.sleep(1)
+    return listed
+
+
+def login_urls(project: DocumentedProject) -> list[str]:
+    log = project.run("logs", "--no-color", "jupyter")
+    return [url for url in URL.findall(log) if "token=" in url]
+
+
+def test_documented_commands_work_with_the_other_compose() -> None:
+    """The docs' rule: run Compose from Docker/, where `docker compose X` and
+    `docker-compose X` are the same command. The session stack runs one; this runs the
+    other, literally, on a throw-away project."""
+    with documented_project(other_compose(compose_command())) as project:
+        started = time.monotonic()
+        project.run("up", "-d", "--build", timeout=900)
+        assert wait_for_models(project.api_url, BOOTSTRAP_MODELS) >= BOOTSTRAP_MODELS
+        print(f"\n{project.command}: models listed {time.monotonic() - started:.1f} s after up")
+        assert len(project.volumes()) == 5, project.volumes()
+
+        urls = login_urls(project)
+        assert len(urls) == 1, urls
+        assert urls[0].startswith(f"http://127.0.0.1:{project.jupyter_port}/lab?token=")
+        token = urls[0].split("token=", 1)[1]
+        status = httpx.get(
+            f"http://127.0.0.1:{project.jupyter_port}/api/status", params={"token": token}
+        )
+        assert status.status_code == 200
+
+        project.run("down", "-v")
+        assert project.volumes() == []
 
 
 def test_edits_models_and_log_survive_down_and_up(stack: ComposeStack) -> None:

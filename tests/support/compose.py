@@ -3,7 +3,8 @@
 `compose_stack()` builds both images, brings the stack up on free 127.0.0.1 ports with a
 random Jupyter token, waits until both containers are healthy, and always ends with
 `down -v`, even when a step failed. Its images are untagged afterwards; their layers stay
-as the build cache of the next run.
+as the build cache of the next run. `documented_project()` runs the docs' commands
+literally, from Docker/, with a given Compose (v1 or v2) on a throw-away project.
 """
 
 import json
@@ -24,7 +25,8 @@ import pytest
 from support import REPO_ROOT
 from support.live_server import free_port
 
-COMPOSE_FILE = REPO_ROOT / "Docker" / "docker-compose.yml"
+DOCKER_DIR = REPO_ROOT / "Docker"
+COMPOSE_FILE = DOCKER_DIR / "docker-compose.yml"
 SERVICES = ("jupyter", "api")
 BUILD_TIMEOUT_S = 900
 UP_TIMEOUT_S = 420
@@ -54,6 +56,87 @@ def compose_command() -> list[str]:
 def _answers(command: list[str]) -> bool:
     probe = subprocess.run([*command, "version"], capture_output=True, timeout=60)
     return probe.returncode == 0
+
+
+def other_compose(command: list[str]) -> list[str]:
+    """The Compose the session does not use: v1 when it runs v2, v2 when it runs v1."""
+    docker_binary = shutil.which("docker") or "docker"
+    other = ["docker-compose"] if command[-1] == "compose" else [docker_binary, "compose"]
+    if not (shutil.which(other[0]) and _answers(other)):
+        pytest.fail(f"`{' '.join(other)}` does not work: the docs promise Compose v1 and v2")
+    return other
+
+
+@dataclass
+class DocumentedProject:
+    """Compose commands run exactly as the docs write them: from Docker/, nothing but
+    `docker compose X` or `docker-compose X`. Project name and ports come from the
+    environment (COMPOSE_PROJECT_NAME, API_PORT, ...), which both Compose versions read."""
+
+    command: list[str]
+    project: str
+    env: dict[str, str]
+    api_url: str
+    jupyter_port: int
+
+    def run(self, *args: str, timeout: float = COMMAND_TIMEOUT_S) -> str:
+        result = subprocess.run(
+            [*self.command, *args],
+            cwd=DOCKER_DIR,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        if result.returncode != 0:
+            raise AssertionError(
+                f"{' '.join(self.command)} {' '.join(args)} exited {result.returncode}\n"
+                f"{result.stdout}\n{result.stderr}"
+            )
+        return result.stdout + result.stderr
+
+    def volumes(self) -> list[str]:
+        listed = docker("volume", "ls", "--quiet", "--filter", f"name={self.project}_").stdout
+        return sorted(name for name in listed.split() if name.startswith(f"{self.project}_"))
+
+
+@contextmanager
+def documented_project(command: list[str]) -> Iterator[DocumentedProject]:
+    """A throw-away project on free ports for `command`; always `down -v` and untag images.
+
+    Every setting the compose file reads is given in the environment, which both Compose
+    versions prefer over a developer's Docker/.env.
+    """
+    api_port, jupyter_port = free_port(), free_port()
+    project = f"penguindocs{uuid.uuid4().hex[:10]}"
+    settings = {
+        "COMPOSE_PROJECT_NAME": project,
+        "API_PORT": str(api_port),
+        "JUPYTER_PORT": str(jupyter_port),
+        "JUPYTER_TOKEN": "",
+        "API_BIND": "127.0.0.1",
+        "JUPYTER_BIND": "127.0.0.1",
+        "API_WORKERS": "2",
+        "BOOTSTRAP_MODELS": "1",
+    }
+    documented = DocumentedProject(
+        command=command,
+        project=project,
+        env={**os.environ, **settings},
+        api_url=f"http://127.0.0.1:{api_port}",
+        jupyter_port=jupyter_port,
+    )
+    try:
+        yield documented
+    finally:
+        subprocess.run(
+            [*command, "down", "-v", "--remove-orphans"],
+            cwd=DOCKER_DIR,
+            env=documented.env,
+            capture_output=True,
+            timeout=COMMAND_TIMEOUT_S,
+        )
+        remove_project_images(project)
 
 
 @dataclass
