@@ -61,16 +61,23 @@ def test_every_operation_is_fuzzed(api_schema):
     assert labels == set(OPERATIONS)
 
 
+def _strategy(api_schema, label: str):
+    """The operation's generated cases, half of them with real model names, so that real
+    predictions and descriptions (200s) are produced and checked too."""
+    strategy = _operation(api_schema, label).as_strategy()
+    for parameter in ("model", "name"):
+        if f"{{{parameter}}}" in label:
+            names = st.sampled_from(["randomforest", "SVM", "gradientboosting", "best"])
+            strategy = st.one_of(
+                strategy,
+                st.tuples(strategy, names).map(lambda pair, p=parameter: _with(p, *pair)),
+            )
+    return strategy
+
+
 @pytest.mark.parametrize("label", OPERATIONS)
 def test_no_generated_input_causes_a_server_error(api_schema, label):
-    operation = _operation(api_schema, label)
-    strategy = operation.as_strategy()
-    if "{model}" in label:  # mostly real model names, so that predictions run too
-        names = st.sampled_from(["randomforest", "SVM", "gradientboosting", "best"])
-        strategy = st.one_of(
-            strategy,
-            st.tuples(strategy, names).map(lambda pair: _with_model(*pair)),
-        )
+    strategy = _strategy(api_schema, label)
 
     @FUZZ
     @given(case=strategy)
@@ -88,13 +95,13 @@ def test_responses_conform_to_the_documented_schema(api_schema, label):
     excluded = [positive_data_acceptance] if label.endswith("/batch") else []
 
     @FUZZ
-    @given(case=_operation(api_schema, label).as_strategy())
+    @given(case=_strategy(api_schema, label))
     def run(case):
         case.call_and_validate(excluded_checks=excluded)
 
     run()
 
 
-def _with_model(case, name):
-    case.path_parameters = {**(case.path_parameters or {}), "model": name}
+def _with(parameter: str, case, name: str):
+    case.path_parameters = {**(case.path_parameters or {}), parameter: name}
     return case
