@@ -364,7 +364,7 @@ class Readiness(BaseModel):
 
 
 _BATCH = TypeAdapter(BatchRequest)
-CHUNK_ROWS = 25
+CHUNK_ROWS = 100
 
 
 def batch_issues(body: Any, start: int, stop: int, wanted: int) -> tuple[list[dict], int]:
@@ -423,8 +423,9 @@ def batch_length(body: Any) -> int:
 _SPECIES_NAMES = tuple(SPECIES.values())
 
 
-def predictions_of(predictions: Any) -> list[Prediction]:
-    """The service's Predictions (arrays) as response objects, one per row."""
+def predictions_of(predictions: Any) -> list[dict[str, Any]]:
+    """The service's Predictions (arrays) as Prediction bodies, one per row (validated and
+    encoded by FastAPI against the declared response model)."""
     species_ids = predictions.species_ids.tolist()
     rows = (
         [dict(zip(_SPECIES_NAMES, row, strict=True)) for row in predictions.probabilities.tolist()]
@@ -432,12 +433,12 @@ def predictions_of(predictions: Any) -> list[Prediction]:
         else [None] * len(species_ids)
     )
     return [
-        Prediction.model_construct(
-            model=predictions.model,
-            species_id=code,
-            species_name=SPECIES[code],
-            probabilities=probabilities,
-            runtime=predictions.runtime,
-        )
+        {
+            "model": predictions.model,
+            "species_id": code,
+            "species_name": SPECIES[code],
+            "probabilities": probabilities,
+            "runtime": predictions.runtime,
+        }
         for code, probabilities in zip(species_ids, rows, strict=True)
     ]

@@ -11,12 +11,8 @@ from app.schemas import ModelDetail, ModelsResponse
 router = APIRouter(tags=["models"])
 
 
-@router.api_route(
-    "/models",
-    methods=["GET", "HEAD"],
-    response_model=ModelsResponse,
-    summary="List the available models",
-)
+@router.get("/models", response_model=ModelsResponse, summary="List the available models")
+@router.head("/models", response_model=ModelsResponse, summary="List the available models")
 async def list_models(service: ServiceDep) -> ModelsResponse:
     """Every `{name}_model.pkl` in MODELS_DIR, sorted by name, with its report metrics and
     the runtime that serves it (`onnx` when it has a matching ONNX twin, else `sklearn`).
