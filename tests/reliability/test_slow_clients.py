@@ -123,6 +123,28 @@ def _health_status_on_new_connection(server: LiveServer) -> int:
         return int(_read_until_closed(sock).split()[1])
 
 
+def _read_response(sock: socket.socket) -> bytes:
+    """One whole response with a Content-Length, leaving the connection open."""
+    answer = b""
+    while b"\r\n\r\n" not in answer:
+        answer += _received(sock)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":")[1])
+        for line in head.lower().split(b"\r\n")
+        if line.startswith(b"content-length:")
+    )
+    while len(body) < length:
+        body += _received(sock)
+    return head + b"\r\n\r\n" + body
+
+
+def _received(sock: socket.socket) -> bytes:
+    chunk = sock.recv(65536)  # the socket's timeout bounds the wait
+    assert chunk, "the server closed the connection in the middle of a response"
+    return chunk
+
+
 def _read_until_closed(sock: socket.socket) -> bytes:
     answer = b""
     while chunk := sock.recv(65536):
@@ -167,7 +189,7 @@ def test_half_sent_headers_and_silent_connections_are_cut_while_health_stays_fas
 def test_half_sent_headers_on_a_kept_alive_connection_are_cut(server):
     with _connect(server) as sock:
         sock.sendall(_request_head("GET", "/health"))
-        assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+        assert _read_response(sock).startswith(b"HTTP/1.1 200")
         time.sleep(KEEP_ALIVE_S / 2)
         started = time.monotonic()
         sock.sendall(HALF_HEADERS)
@@ -231,7 +253,7 @@ def test_a_body_nobody_reads_cannot_hold_the_connection_after_its_response(serve
     with _connect(server) as sock:
         started = time.monotonic()
         sock.sendall(_request_head("GET", "/health", length=1000))
-        assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+        assert _read_response(sock).startswith(b"HTTP/1.1 200")
         _send_slowly(sock, b"x" * 1000, pause_s=0.2, limit_s=BODY_TIMEOUT_S + LATE_MARGIN_S)
         [ending] = _wait_until_closed([sock], started, BODY_TIMEOUT_S + LATE_MARGIN_S)
     _assert_cut_on_time(ending, BODY_TIMEOUT_S)

@@ -31,8 +31,12 @@ class BodySizeLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        if _declared_length(scope) > self.max_body_bytes:
+        declared_length, chunked = _body_framing(scope)
+        if declared_length > self.max_body_bytes:
             await error_response(BodyTooLargeError(self.max_body_bytes))(scope, receive, send)
+            return
+        if declared_length == 0 and not chunked:  # no body to wait for (GET /health...)
+            await self.app(scope, receive, send)
             return
         deadline = asyncio.get_running_loop().time() + self.body_timeout_s
         request = _GuardedRequest(receive, send, self.max_body_bytes, deadline)
@@ -85,10 +89,13 @@ class _GuardedRequest:
         await self._send(message)
 
 
-def _declared_length(scope: Scope) -> int:
-    """The Content-Length header's value; 0 when absent or not a number (the server rejects
-    such requests itself)."""
+def _body_framing(scope: Scope) -> tuple[int, bool]:
+    """The Content-Length header's value (0 when absent or not a number: the server rejects
+    such requests itself) and whether the body is chunked. Neither: the request has no body."""
+    length, chunked = 0, False
     for name, value in scope["headers"]:
-        if name == b"content-length":
-            return int(value) if value.isdigit() else 0
-    return 0
+        if name == b"content-length" and value.isdigit():
+            length = int(value)
+        elif name == b"transfer-encoding":
+            chunked = True
+    return length, chunked
