@@ -11,6 +11,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api.exception_handlers import error_response
 from app.errors import BodyTooLargeError
+from app.v2.errors import as_v2_error, is_v2_path
 
 
 class BodySizeLimit:
@@ -23,7 +24,10 @@ class BodySizeLimit:
             await self.app(scope, receive, send)
             return
         if _declared_length(scope) > self.max_body_bytes:
-            await error_response(BodyTooLargeError(self.max_body_bytes))(scope, receive, send)
+            response = error_response(BodyTooLargeError(self.max_body_bytes))
+            if is_v2_path(scope["path"]):
+                response = as_v2_error(response)
+            await response(scope, receive, send)
             return
         received = 0
 

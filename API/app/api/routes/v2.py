@@ -1,0 +1,194 @@
+"""The Open Inference Protocol (KServe v2) REST endpoints, beside the API's own.
+
+Same models, 'best' alias, log lines (one per row, as a batch) and counters as /classify:
+everything but the protocol's encoding is the service's. Errors answer {"error": message}
+(see app.v2.errors). Versions are the served file's sha256; the /versions/{version} forms
+answer only for the version being served.
+"""
+
+import time
+from typing import Annotated, Any
+
+import numpy as np
+import orjson
+from fastapi import APIRouter, Path, Request
+from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from app.api.deps import REQUEST_ID_HEADER, PredictionLogDep, RequestIdDep, ServiceDep, SettingsDep
+from app.api.routes import health
+from app.errors import PenguinAPIError
+from app.service import PredictionService
+from app.v2 import tensors
+from app.v2.errors import InferenceProtocolError
+from app.v2.schemas import (
+    ErrorBody,
+    ModelMetadata,
+    ModelReady,
+    ServerLive,
+    ServerMetadata,
+    ServerReady,
+)
+from app.v2.validation import check_rows, describe
+from penguin_contract import FEATURES, SPECIES
+
+router = APIRouter(tags=["Open Inference Protocol (v2)"], include_in_schema=False)
+
+SERVER_NAME = "penguin-classifier"
+EXTENSIONS = ["binary_tensor_data"]
+PLATFORMS = {"onnx": "onnxruntime_onnx", "sklearn": "sklearn"}
+# Bodies above this are parsed, decoded and validated off the event loop (~1 ms of work).
+THREADPOOL_BODY_BYTES = 64 * 1024
+ModelName = Annotated[str, Path(description="A model from GET /models (any case), or 'best'")]
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody} for status in (400, 404, 413, 500, 503)
+}
+
+
+# --- Contact with the serving core --------------------------------------------------------
+# TODO(serving core): when "Serving core on ONNX Runtime" lands, ServedModel has .runtime,
+# .has_probabilities and .sha256, and `await service.predict(model, rows, request_id, started,
+# batch=True)` returns Predictions (.species_ids, .probabilities); these three become one-liners.
+
+
+def _runtime(model: Any) -> str:
+    return getattr(model, "runtime", "sklearn")
+
+
+def _has_probabilities(model: Any) -> bool:
+    return bool(getattr(model, "has_probabilities", getattr(model, "has_proba", False)))
+
+
+async def _predict(
+    service: PredictionService, model: Any, rows: np.ndarray, request_id: str, started: float
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Species ids [N] and probabilities [N, 3] (SPECIES order) or None; logged and counted."""
+    predictions = await run_in_threadpool(
+        service.classify, model, rows, request_id, started, batch=True
+    )
+    species_ids = np.asarray(predictions.species_ids, dtype=np.int64)
+    if not _has_probabilities(model):
+        return species_ids, None
+    # Interim only: main's EncodedPredictions exposes probabilities as JSON, by species name.
+    answers = orjson.loads(predictions.batch_json(request_id))["predictions"]
+    probabilities = np.array(
+        [[answer["probabilities"][name] for name in SPECIES.values()] for answer in answers]
+    )
+    return species_ids, probabilities
+
+
+# --- Health and metadata ---------------------------------------------------------------
+
+
+@router.get("/v2", response_model=ServerMetadata, responses=_ERRORS)
+async def server_metadata(request: Request) -> dict:
+    return {"name": SERVER_NAME, "version": request.app.version, "extensions": EXTENSIONS}
+
+
+@router.get("/v2/health/live", response_model=ServerLive)
+async def server_live() -> dict:
+    return {"live": True}
+
+
+@router.get("/v2/health/ready", response_model=ServerReady, responses=_ERRORS)
+def server_ready(settings: SettingsDep, prediction_log: PredictionLogDep) -> JSONResponse:
+    """Ready when GET /ready is: the models directory is readable and the log appendable."""
+    ready = health.ready(settings, prediction_log).status_code == 200
+    # The spec: 200 means true, a 4xx status false.
+    return JSONResponse({"ready": ready}, status_code=200 if ready else 400)
+
+
+@router.get("/v2/models/{name}/ready", response_model=ModelReady, responses=_ERRORS)
+@router.get("/v2/models/{name}/versions/{version}/ready", response_model=ModelReady)
+async def model_ready(name: ModelName, service: ServiceDep, version: str | None = None):
+    """200 when the model predicts; 400 when its file cannot be served; 404 when unknown."""
+    try:
+        model = await _served_model(service, name, version)
+    except PenguinAPIError as error:
+        if error.status_code == 404:  # unknown model, or no 'best'
+            raise
+        return JSONResponse({"name": name, "ready": False, "error": error.message}, status_code=400)
+    return {"name": model.name, "ready": True}
+
+
+@router.get("/v2/models/{name}", response_model=ModelMetadata, responses=_ERRORS)
+@router.get("/v2/models/{name}/versions/{version}", response_model=ModelMetadata)
+async def model_metadata(name: ModelName, service: ServiceDep, version: str | None = None):
+    model = await _served_model(service, name, version)
+    outputs = [{"name": tensors.LABEL_OUTPUT, "datatype": "INT64", "shape": [-1]}]
+    if _has_probabilities(model):
+        outputs.append(
+            {"name": tensors.PROBABILITIES_OUTPUT, "datatype": "FP64", "shape": [-1, len(SPECIES)]}
+        )
+    return {
+        "name": model.name,
+        "versions": [model.sha256],
+        "platform": PLATFORMS[_runtime(model)],
+        "inputs": [{"name": "features", "datatype": "FP64", "shape": [-1, len(FEATURES)]}],
+        "outputs": outputs,
+    }
+
+
+async def _served_model(service: PredictionService, name: str, version: str | None) -> Any:
+    model = await service.model_for(name)
+    if version is not None and version != model.sha256:
+        raise InferenceProtocolError(
+            f"model {model.name!r} has no version {version!r}; it serves {model.sha256}"
+        )
+    return model
+
+
+# --- Inference -------------------------------------------------------------------------
+
+
+@router.post("/v2/models/{name}/infer", responses=_ERRORS)
+@router.post("/v2/models/{name}/versions/{version}/infer", responses=_ERRORS)
+async def infer(
+    name: ModelName,
+    request: Request,
+    service: ServiceDep,
+    request_id: RequestIdDep,
+    version: str | None = None,
+) -> Response:
+    """Predict N birds from one [N, 7] tensor or one [N] tensor per field (see app.v2.tensors)."""
+    started = time.perf_counter()
+    body = await request.body()
+    header_length = request.headers.get(tensors.HEADER_LENGTH_HEADER)
+    model = await _served_model(service, name, version)
+    parsed, rows = await _rows(service, body, header_length)
+    wanted = tensors.requested_outputs(parsed.request, _has_probabilities(model))
+    species_ids, probabilities = await _predict(service, model, rows, request_id, started)
+    content, json_length = tensors.encode_response(
+        model.name,
+        model.sha256,
+        parsed.request.id or request_id,
+        {"runtime": _runtime(model)},
+        tensors.output_tensors(wanted, species_ids, probabilities),
+    )
+    headers = {REQUEST_ID_HEADER: request_id}
+    if json_length is None:
+        return Response(content, media_type="application/json", headers=headers)
+    headers[tensors.HEADER_LENGTH_HEADER] = str(json_length)
+    return Response(content, media_type="application/octet-stream", headers=headers)
+
+
+async def _rows(
+    service: PredictionService, body: bytes, header_length: str | None
+) -> tuple[tensors.ParsedRequest, np.ndarray]:
+    """The parsed request and its validated rows; the batch size is checked before decoding."""
+    off_loop = len(body) > THREADPOOL_BODY_BYTES
+    if off_loop:
+        parsed = await run_in_threadpool(tensors.parse_request, body, header_length)
+    else:
+        parsed = tensors.parse_request(body, header_length)
+    service.check_batch_size(parsed.batch_size)
+    rows = await run_in_threadpool(_valid_rows, parsed) if off_loop else _valid_rows(parsed)
+    return parsed, rows
+
+
+def _valid_rows(parsed: tensors.ParsedRequest) -> np.ndarray:
+    rows = tensors.decode_rows(parsed)
+    issues = check_rows(rows)
+    if issues:
+        raise InferenceProtocolError(describe(issues))
+    return rows
