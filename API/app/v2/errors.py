@@ -22,6 +22,17 @@ class InferenceProtocolError(PenguinAPIError):
     code = "invalid_inference_request"
 
 
+class UnknownVersionError(PenguinAPIError):
+    status_code = 404
+    code = "model_not_found"
+
+    def __init__(self, name: str, version: str, served: str) -> None:
+        super().__init__(
+            f"Model {name!r} has no version {version!r}; its only version is {served} "
+            "(the sha256 of the file being served)."
+        )
+
+
 def is_v2_path(path: str) -> bool:
     return path == V2_PREFIX or path.startswith(V2_PREFIX + "/")
 

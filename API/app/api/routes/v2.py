@@ -20,7 +20,7 @@ from app.api.routes import health
 from app.errors import PenguinAPIError
 from app.service import PredictionService
 from app.v2 import tensors
-from app.v2.errors import InferenceProtocolError
+from app.v2.errors import InferenceProtocolError, UnknownVersionError
 from app.v2.schemas import (
     ErrorBody,
     ModelMetadata,
@@ -132,9 +132,7 @@ async def model_metadata(name: ModelName, service: ServiceDep, version: str | No
 async def _served_model(service: PredictionService, name: str, version: str | None) -> Any:
     model = await service.model_for(name)
     if version is not None and version != model.sha256:
-        raise InferenceProtocolError(
-            f"model {model.name!r} has no version {version!r}; it serves {model.sha256}"
-        )
+        raise UnknownVersionError(model.name, version, model.sha256)
     return model
 
 
