@@ -65,9 +65,12 @@ async def _predict(
     service: PredictionService, model: Any, rows: np.ndarray, request_id: str, started: float
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Species ids [N] and probabilities [N, 3] (SPECIES order) or None; logged and counted."""
-    predictions = await run_in_threadpool(
-        service.classify, model, rows, request_id, started, batch=True
-    )
+    if service.log.fsync or len(rows) > THREADPOOL_ROWS:  # as POST /classify does
+        predictions = await run_in_threadpool(
+            service.classify, model, rows, request_id, started, batch=True
+        )
+    else:
+        predictions = service.classify(model, rows, request_id, started, batch=True)
     species_ids = np.asarray(predictions.species_ids, dtype=np.int64)
     if not _has_probabilities(model):
         return species_ids, None
@@ -77,6 +80,62 @@ async def _predict(
         [[answer["probabilities"][name] for name in SPECIES.values()] for answer in answers]
     )
     return species_ids, probabilities
+
+
+# --- Inference (first: routes are matched in order) ----------------------------------------
+
+
+@router.post("/v2/models/{name}/infer", responses=_ERRORS)
+@router.post("/v2/models/{name}/versions/{version}/infer", responses=_ERRORS)
+async def infer(
+    name: ModelName,
+    request: Request,
+    service: ServiceDep,
+    request_id: RequestIdDep,
+    version: str | None = None,
+) -> Response:
+    """Predict N birds from one [N, 7] tensor or one [N] tensor per field (see app.v2.tensors)."""
+    started = time.perf_counter()
+    body = await request.body()
+    header_length = request.headers.get(tensors.HEADER_LENGTH_HEADER)
+    model = await _served_model(service, name, version)
+    parsed, rows = await _rows(service, body, header_length)
+    wanted = tensors.requested_outputs(parsed.request, _has_probabilities(model))
+    species_ids, probabilities = await _predict(service, model, rows, request_id, started)
+    content, json_length = tensors.encode_response(
+        model.name,
+        model.sha256,
+        parsed.request.id or request_id,
+        {"runtime": _runtime(model)},
+        tensors.output_tensors(wanted, species_ids, probabilities),
+    )
+    headers = {REQUEST_ID_HEADER: request_id}
+    if json_length is None:
+        return Response(content, media_type="application/json", headers=headers)
+    headers[tensors.HEADER_LENGTH_HEADER] = str(json_length)
+    return Response(content, media_type="application/octet-stream", headers=headers)
+
+
+async def _rows(
+    service: PredictionService, body: bytes, header_length: str | None
+) -> tuple[tensors.ParsedRequest, np.ndarray]:
+    """The parsed request and its validated rows; the batch size is checked before decoding."""
+    if len(body) > THREADPOOL_BODY_BYTES:
+        parsed = await run_in_threadpool(tensors.parse_request, body, header_length)
+    else:
+        parsed = tensors.parse_request(body, header_length)
+    service.check_batch_size(parsed.batch_size)
+    if parsed.batch_size > THREADPOOL_ROWS or len(body) > THREADPOOL_BODY_BYTES:
+        return parsed, await run_in_threadpool(_valid_rows, parsed)
+    return parsed, _valid_rows(parsed)
+
+
+def _valid_rows(parsed: tensors.ParsedRequest) -> np.ndarray:
+    rows = tensors.decode_rows(parsed)
+    issues = check_rows(rows)
+    if issues:
+        raise InferenceProtocolError(describe(issues))
+    return rows
 
 
 # --- Health and metadata ---------------------------------------------------------------
@@ -136,59 +195,3 @@ async def _served_model(service: PredictionService, name: str, version: str | No
     if version is not None and version != model.sha256:
         raise UnknownVersionError(model.name, version, model.sha256)
     return model
-
-
-# --- Inference -------------------------------------------------------------------------
-
-
-@router.post("/v2/models/{name}/infer", responses=_ERRORS)
-@router.post("/v2/models/{name}/versions/{version}/infer", responses=_ERRORS)
-async def infer(
-    name: ModelName,
-    request: Request,
-    service: ServiceDep,
-    request_id: RequestIdDep,
-    version: str | None = None,
-) -> Response:
-    """Predict N birds from one [N, 7] tensor or one [N] tensor per field (see app.v2.tensors)."""
-    started = time.perf_counter()
-    body = await request.body()
-    header_length = request.headers.get(tensors.HEADER_LENGTH_HEADER)
-    model = await _served_model(service, name, version)
-    parsed, rows = await _rows(service, body, header_length)
-    wanted = tensors.requested_outputs(parsed.request, _has_probabilities(model))
-    species_ids, probabilities = await _predict(service, model, rows, request_id, started)
-    content, json_length = tensors.encode_response(
-        model.name,
-        model.sha256,
-        parsed.request.id or request_id,
-        {"runtime": _runtime(model)},
-        tensors.output_tensors(wanted, species_ids, probabilities),
-    )
-    headers = {REQUEST_ID_HEADER: request_id}
-    if json_length is None:
-        return Response(content, media_type="application/json", headers=headers)
-    headers[tensors.HEADER_LENGTH_HEADER] = str(json_length)
-    return Response(content, media_type="application/octet-stream", headers=headers)
-
-
-async def _rows(
-    service: PredictionService, body: bytes, header_length: str | None
-) -> tuple[tensors.ParsedRequest, np.ndarray]:
-    """The parsed request and its validated rows; the batch size is checked before decoding."""
-    if len(body) > THREADPOOL_BODY_BYTES:
-        parsed = await run_in_threadpool(tensors.parse_request, body, header_length)
-    else:
-        parsed = tensors.parse_request(body, header_length)
-    service.check_batch_size(parsed.batch_size)
-    if parsed.batch_size > THREADPOOL_ROWS or len(body) > THREADPOOL_BODY_BYTES:
-        return parsed, await run_in_threadpool(_valid_rows, parsed)
-    return parsed, _valid_rows(parsed)
-
-
-def _valid_rows(parsed: tensors.ParsedRequest) -> np.ndarray:
-    rows = tensors.decode_rows(parsed)
-    issues = check_rows(rows)
-    if issues:
-        raise InferenceProtocolError(describe(issues))
-    return rows
