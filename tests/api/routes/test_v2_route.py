@@ -116,7 +116,7 @@ def test_model_metadata_comes_from_the_contract_and_the_served_file(client, mode
     body = metadata.json()
     assert body["name"] == model
     assert body["versions"] == [detail["sha256"]]
-    assert body["platform"] == "sklearn"
+    assert body["platform"] == {"onnx": "onnxruntime_onnx", "sklearn": "sklearn"}[detail["runtime"]]
     assert body["inputs"] == [{"name": "features", "datatype": "FP64", "shape": [-1, 7]}]
     expected_outputs = [{"name": "label", "datatype": "INT64", "shape": [-1]}]
     if detail["probabilities"]:

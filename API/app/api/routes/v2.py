@@ -10,7 +10,6 @@ import time
 from typing import Annotated, Any
 
 import numpy as np
-import orjson
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
@@ -18,6 +17,8 @@ from starlette.concurrency import run_in_threadpool
 from app.api.deps import REQUEST_ID_HEADER, PredictionLogDep, RequestIdDep, ServiceDep, SettingsDep
 from app.api.routes import health
 from app.errors import PenguinAPIError
+from app.models.loading import ServedModel
+from app.models.runtimes import RuntimeName
 from app.service import PredictionService
 from app.v2 import tensors
 from app.v2.errors import InferenceProtocolError, UnknownVersionError
@@ -48,38 +49,11 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 # --- Contact with the serving core --------------------------------------------------------
-# TODO(serving core): when "Serving core on ONNX Runtime" lands, ServedModel has .runtime,
-# .has_probabilities and .sha256, and `await service.predict(model, rows, request_id, started,
-# batch=True)` returns Predictions (.species_ids, .probabilities); these three become one-liners.
 
 
-def _runtime(model: Any) -> str:
-    return getattr(model, "runtime", "sklearn")
-
-
-def _has_probabilities(model: Any) -> bool:
-    return bool(getattr(model, "has_probabilities", getattr(model, "has_proba", False)))
-
-
-async def _predict(
-    service: PredictionService, model: Any, rows: np.ndarray, request_id: str, started: float
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """Species ids [N] and probabilities [N, 3] (SPECIES order) or None; logged and counted."""
-    if service.log.fsync or len(rows) > THREADPOOL_ROWS:  # as POST /classify does
-        predictions = await run_in_threadpool(
-            service.classify, model, rows, request_id, started, batch=True
-        )
-    else:
-        predictions = service.classify(model, rows, request_id, started, batch=True)
-    species_ids = np.asarray(predictions.species_ids, dtype=np.int64)
-    if not _has_probabilities(model):
-        return species_ids, None
-    # Interim only: main's EncodedPredictions exposes probabilities as JSON, by species name.
-    answers = orjson.loads(predictions.batch_json(request_id))["predictions"]
-    probabilities = np.array(
-        [[answer["probabilities"][name] for name in SPECIES.values()] for answer in answers]
-    )
-    return species_ids, probabilities
+def _runtime(model: ServedModel) -> RuntimeName:
+    assert model.runtime is not None  # model_for returns usable models only
+    return model.runtime.name
 
 
 # --- Inference (first: routes are matched in order) ----------------------------------------
@@ -100,14 +74,15 @@ async def infer(
     header_length = request.headers.get(tensors.HEADER_LENGTH_HEADER)
     model = await _served_model(service, name, version)
     parsed, rows = await _rows(service, body, header_length)
-    wanted = tensors.requested_outputs(parsed.request, _has_probabilities(model))
-    species_ids, probabilities = await _predict(service, model, rows, request_id, started)
+    wanted = tensors.requested_outputs(parsed.request, model.has_probabilities)
+    # One log line per row, as a batch (a tensor is one), and counted, as on /classify.
+    predictions = await service.predict(model, rows, request_id, started, batch=True)
     content, json_length = tensors.encode_response(
         model.name,
         model.sha256,
         parsed.request.id or request_id,
         {"runtime": _runtime(model)},
-        tensors.output_tensors(wanted, species_ids, probabilities),
+        tensors.output_tensors(wanted, predictions.species_ids, predictions.probabilities),
     )
     headers = {REQUEST_ID_HEADER: request_id}
     if json_length is None:
@@ -177,7 +152,7 @@ async def model_ready(name: ModelName, service: ServiceDep, version: str | None 
 async def model_metadata(name: ModelName, service: ServiceDep, version: str | None = None):
     model = await _served_model(service, name, version)
     outputs = [{"name": tensors.LABEL_OUTPUT, "datatype": "INT64", "shape": [-1]}]
-    if _has_probabilities(model):
+    if model.has_probabilities:
         outputs.append(
             {"name": tensors.PROBABILITIES_OUTPUT, "datatype": "FP64", "shape": [-1, len(SPECIES)]}
         )
@@ -190,7 +165,7 @@ async def model_metadata(name: ModelName, service: ServiceDep, version: str | No
     }
 
 
-async def _served_model(service: PredictionService, name: str, version: str | None) -> Any:
+async def _served_model(service: PredictionService, name: str, version: str | None) -> ServedModel:
     model = await service.model_for(name)
     if version is not None and version != model.sha256:
         raise UnknownVersionError(model.name, version, model.sha256)
