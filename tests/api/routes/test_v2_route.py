@@ -333,16 +333,18 @@ def test_predictions_are_counted_by_model_and_species(client):
         ([1, float("nan"), 18.7, 181, 3750, 1, 2007], "bill_length_mm"),
     ],
 )
-def test_invalid_values_are_400_naming_field_and_row(client, log_path, row, field):
-    header, raw = binary_matrix_header([ADELIE_ROW, row], "<f8")
+@pytest.mark.parametrize("position", [1, 7])  # a few rows, and more than a few
+def test_invalid_values_are_400_naming_field_and_row(client, log_path, row, field, position):
+    rows = [ADELIE_ROW] * position + [row] + [GENTOO_ROW] * 2
+    header, raw = binary_matrix_header(rows, "<f8")
     body, headers = binary_request(header, raw)
 
     response = client.post("/v2/models/svm/infer", content=body, headers=headers)
 
     assert response.status_code == 400
     message = response.json()["error"]
-    assert f"{field} at row 1" in message
-    assert "row 0" not in message
+    assert f"{field} at row {position}" in message
+    assert message.count(" at row ") == 1
     assert read_log(log_path) == []
 
 
