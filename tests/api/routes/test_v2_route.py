@@ -537,3 +537,16 @@ def test_fp32_binary_rows_get_the_answers_of_their_decimals(client):
 
     assert response.status_code == 200
     assert response.json()["outputs"] == as_float64["outputs"]
+
+
+def test_a_single_row_is_logged_as_classify_logs_one(client, log_path):
+    classify = client.post("/classify/svm", json=ADELIE)
+    v2 = infer(client, "svm", [matrix_input([ADELIE_ROW])])
+
+    classify_line, v2_line = read_log(log_path)
+    assert v2_line["request_id"] == v2.headers["X-Request-ID"] != classify.headers["X-Request-ID"]
+    assert set(v2_line) == set(classify_line)
+    assert (v2_line["input"], v2_line["result"]) == (
+        classify_line["input"],
+        classify_line["result"],
+    )
