@@ -1,9 +1,10 @@
 """The Open Inference Protocol (KServe v2) REST endpoints, beside the API's own.
 
-Same models, 'best' alias, log lines (one per row, as a batch) and counters as /classify:
-everything but the protocol's encoding is the service's. Errors answer {"error": message}
-(see app.v2.errors). Versions are the served file's sha256; the /versions/{version} forms
-answer only for the version being served.
+Same models, 'best' alias, runtimes, log lines (one per row; a tensor of several rows is
+logged as a batch) and counters as /classify: everything but the protocol's encoding is the
+service's. Errors answer {"error": message} (see app.v2.errors). A model's only version is the
+served file's sha256; the /versions/{version} forms answer for that version alone. Not in the
+OpenAPI document: the protocol has its own specification.
 """
 
 import time
