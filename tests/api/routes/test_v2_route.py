@@ -1,5 +1,6 @@
 """The Open Inference Protocol (v2) endpoints, through the app: JSON and binary tensors."""
 
+import gzip
 import json
 
 import numpy as np
@@ -550,3 +551,14 @@ def test_a_single_row_is_logged_as_classify_logs_one(client, log_path):
         classify_line["input"],
         classify_line["result"],
     )
+
+
+def test_a_compressed_body_is_refused_with_a_clear_400(client):
+    body = gzip.compress(json.dumps({"inputs": [matrix_input([ADELIE_ROW])]}).encode())
+
+    response = client.post(
+        "/v2/models/svm/infer", content=body, headers={"Content-Encoding": "gzip"}
+    )
+
+    assert response.status_code == 400
+    assert "Content-Encoding 'gzip' is not supported" in response.json()["error"]

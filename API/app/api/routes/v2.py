@@ -71,6 +71,11 @@ async def infer(
 ) -> Response:
     """Predict N birds from one [N, 7] tensor or one [N] tensor per field (see app.v2.tensors)."""
     started = time.perf_counter()
+    encoding = request.headers.get("content-encoding", "identity")
+    if encoding.lower() != "identity":  # tritonclient compresses only when asked to
+        raise InferenceProtocolError(
+            f"Content-Encoding {encoding[:40]!r} is not supported: send the body uncompressed"
+        )
     body = await request.body()
     header_length = request.headers.get(tensors.HEADER_LENGTH_HEADER)
     model = await _served_model(service, name, version)
