@@ -18,7 +18,8 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api.exception_handlers import error_response
-from app.errors import BodyTooLargeError, RequestTimeoutError
+from app.errors import BodyTooLargeError, PenguinAPIError, RequestTimeoutError
+from app.v2.errors import as_v2_error, is_v2_path
 
 
 class BodySizeLimit:
@@ -33,7 +34,7 @@ class BodySizeLimit:
             return
         declared_length, chunked = _body_framing(scope)
         if declared_length > self.max_body_bytes:
-            await error_response(BodyTooLargeError(self.max_body_bytes))(scope, receive, send)
+            await _refusal(scope, BodyTooLargeError(self.max_body_bytes))(scope, receive, send)
             return
         if declared_length == 0 and not chunked:  # no body to wait for (GET /health...)
             await self.app(scope, receive, send)
@@ -47,7 +48,13 @@ class BodySizeLimit:
                 raise
         if request.timed_out:
             error = RequestTimeoutError("body", self.body_timeout_s, "BODY_TIMEOUT_S")
-            await error_response(error, {"connection": "close"})(scope, receive, send)
+            await _refusal(scope, error, {"connection": "close"})(scope, receive, send)
+
+
+def _refusal(scope: Scope, error: PenguinAPIError, headers: dict[str, str] | None = None):
+    """The error's JSON answer, in the Open Inference Protocol's shape on its paths."""
+    response = error_response(error, headers)
+    return as_v2_error(response) if is_v2_path(scope["path"]) else response
 
 
 class _GuardedRequest:
