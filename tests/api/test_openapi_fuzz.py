@@ -5,6 +5,8 @@ pytest 9 (it reads `Function._nodeid`), so each operation's Hypothesis strategy 
 with `hypothesis.given`, one parametrized test per operation.
 """
 
+import shutil
+
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
@@ -26,6 +28,9 @@ OPERATIONS = [
     "GET /ready",
     "HEAD /ready",
     "GET /metrics",
+    "GET /models/{name}/confusion-matrix",
+    "GET /predictions/recent",
+    "GET /predictions/stats",
 ]
 FUZZ = settings(
     max_examples=40,
@@ -39,6 +44,8 @@ FUZZ = settings(
 def api_schema(trained_models, tmp_path_factory):
     root = tmp_path_factory.mktemp("fuzz")
     store = trained_models.copy_to(root / "store")
+    for png in trained_models.report_path.parent.glob("*.png"):  # the confusion matrices
+        shutil.copy2(png, store.report_path.parent / png.name)
     (root / "results").mkdir()
     app = create_app(
         Settings(
@@ -71,6 +78,12 @@ def test_no_generated_input_causes_a_server_error(api_schema, label):
             strategy,
             st.tuples(strategy, names).map(lambda pair: _with_model(*pair)),
         )
+    if label.endswith("/confusion-matrix"):  # mostly real names, so that PNGs are served too
+        names = st.sampled_from(["randomforest", "SVM", "gradientboosting"])
+        strategy = st.one_of(
+            strategy,
+            st.tuples(strategy, names).map(lambda pair: _with_model(*pair, parameter="name")),
+        )
 
     @FUZZ
     @given(case=strategy)
@@ -95,6 +108,6 @@ def test_responses_conform_to_the_documented_schema(api_schema, label):
     run()
 
 
-def _with_model(case, name):
-    case.path_parameters = {**(case.path_parameters or {}), "model": name}
+def _with_model(case, name, parameter="model"):
+    case.path_parameters = {**(case.path_parameters or {}), parameter: name}
     return case
