@@ -428,7 +428,8 @@
     }
     if (row.version !== version) return; // a newer listing arrived meanwhile
     const image = el("img", {
-      src: `/models/${encodeURIComponent(name)}/confusion-matrix?v=${encodeURIComponent(version.length + ":" + hash(version))}`,
+      // The query changes with the listing entry, so a retrained model's new PNG is fetched.
+      src: `/models/${encodeURIComponent(name)}/confusion-matrix?v=${hash(version)}`,
       alt: `Matriz de confusión de ${name} en el conjunto de prueba (filas: especie real; columnas: especie predicha)`,
       width: 400,
     });
@@ -529,8 +530,8 @@
     const head = byId("stats-head");
     head.replaceChildren(
       el("th", { scope: "col", text: "Modelo" }),
-      ...SPECIES_NAMES.map((name) => el("th", { scope: "col", text: name })),
-      el("th", { scope: "col", text: "Total" })
+      ...SPECIES_NAMES.map((name) => el("th", { scope: "col", className: "number", text: name })),
+      el("th", { scope: "col", className: "number", text: "Total" })
     );
     const perModel = new Map();
     for (const entry of stats.counts) {
