@@ -5,9 +5,12 @@ Every test blocks requests to other origins and fails on any it sees, and on con
 The screenshots land in $SCREENSHOTS_DIR, by default docs/img/ (ui-*.png).
 """
 
+import re
 import shutil
+from collections import Counter
 from collections.abc import Iterator
 
+import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 from sklearn.linear_model import LogisticRegression
@@ -125,6 +128,76 @@ def test_the_table_sorts_with_the_keyboard_and_shows_confusion_matrices(
         expect(row).to_contain_text("1 Adelie, 2 Chinstrap, 3 Gentoo")
         assert image.evaluate("img => img.complete && img.naturalWidth > 0")
         expect(page.locator("tbody.is-best .badge-best")).to_have_count(1)
+    watch.assert_clean()
+
+
+def _bird_the_models_disagree_on(base_url: str, models: list[str]) -> dict:
+    """A valid bird between the species (bounded search with the batch endpoint)."""
+    candidates = [
+        {"island": island, "bill_length_mm": length, "bill_depth_mm": depth,
+         "flipper_length_mm": flipper, "body_mass_g": 4200, "sex": 0, "year": 2008}
+        for island in (2, 3)
+        for length in (40.0, 43.0, 46.0, 49.0, 52.0)
+        for depth in (14.0, 15.5, 17.0, 18.5, 20.0)
+        for flipper in (185, 195, 205, 215)
+    ]  # fmt: skip
+    answers = {
+        model: httpx.post(
+            f"{base_url}/classify/{model}/batch", json={"instances": candidates}, timeout=60
+        ).json()["predictions"]
+        for model in models
+    }
+    for index, bird in enumerate(candidates):
+        if len({answers[model][index]["species_name"] for model in models}) > 1:
+            return bird
+    pytest.fail("every candidate bird got the same species from every model")
+
+
+def test_disagreement_between_models_is_highlighted(api: LiveServer, page: Page) -> None:
+    models = web_page.usable_models(api.base_url)
+    bird = _bird_the_models_disagree_on(api.base_url, models)
+    with web_page.open_web_page(page, api.base_url) as watch:
+        for name, value in bird.items():
+            control = page.locator(f'[name="{name}"]')
+            if name in ("island", "sex"):
+                control.select_option(str(value))
+            else:
+                control.fill(str(value))
+        page.get_by_role("button", name="Clasificar", exact=True).click()
+        expect(page.locator("#agreement")).to_have_class(re.compile(r"\bdisagree\b"))
+        expect(page.locator("#agreement")).to_contain_text("Los modelos no coinciden")
+        species = {
+            model: web_page.answer_card(page, model).locator(".species").inner_text()
+            for model in models
+        }
+        majority = Counter(species.values()).most_common(1)[0][0]
+        for model in models:
+            card = web_page.answer_card(page, model)
+            if species[model] != majority:
+                expect(card).to_have_class(re.compile(r"\bdisagrees\b"))
+                expect(card.locator(".verdict")).to_have_text("No coincide con la mayoría")
+            else:
+                expect(card).not_to_have_class(re.compile(r"\bdisagrees\b"))
+    watch.assert_clean()
+
+
+def test_keyboard_labels_landmarks_and_contrast(
+    api: LiveServer, page: Page, model_store: ModelStore
+) -> None:
+    (model_store.models_dir / model_filename("x")).write_bytes(b"garbage")  # its reason in red
+    with web_page.open_web_page(page, api.base_url) as watch:
+        web_page.check_labels_and_landmarks(page)
+        expect(page.get_by_label("Longitud del pico (mm)")).to_have_attribute(
+            "name", "bill_length_mm"
+        )
+        page.get_by_label("Isla").select_option(label="Biscoe")
+        button = page.get_by_role("button", name="Clasificar", exact=True)
+        web_page.tab_to(page, button)
+        page.keyboard.press("Enter")
+        expect(page.locator("#agreement")).to_be_visible()
+        web_page.check_broken_model_listed(page, api.base_url, "x")
+        expect(page.locator("#recent-body tr[data-request-id]").first).to_be_visible()
+        assert web_page.check_contrast(page) > 50
     watch.assert_clean()
 
 

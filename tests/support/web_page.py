@@ -156,3 +156,87 @@ def check_phone_width(page: Page, base_url: str) -> None:
     assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 375
     check_every_model_answers(page, base_url, "Adelie")
     assert page.evaluate("document.documentElement.scrollWidth") <= 375
+
+
+# Every visible element with text of its own: its colour against the background it is drawn
+# on (the backgrounds of it and its ancestors composited over white), WCAG's contrast ratio.
+LOW_CONTRAST_JS = """
+minimum => {
+  const parse = (css) => {
+    const match = css.match(/rgba?\\(([^)]+)\\)/);
+    if (!match) return null;
+    const [r, g, b, a = 1] = match[1].split(/[\\s,\\/]+/).filter(Boolean).map(Number);
+    return { r, g, b, a };
+  };
+  const over = (top, bottom) => ({
+    r: top.r * top.a + bottom.r * (1 - top.a),
+    g: top.g * top.a + bottom.g * (1 - top.a),
+    b: top.b * top.a + bottom.b * (1 - top.a),
+    a: 1,
+  });
+  const backdrop = (element) => {
+    const layers = [];
+    for (let node = element; node; node = node.parentElement) {
+      const colour = parse(getComputedStyle(node).backgroundColor);
+      if (colour && colour.a > 0) layers.push(colour);
+      if (colour && colour.a === 1) break;
+    }
+    const white = { r: 255, g: 255, b: 255, a: 1 };
+    return layers.reverse().reduce((below, layer) => over(layer, below), white);
+  };
+  const luminance = ({ r, g, b }) => {
+    const channel = (v) => ((v /= 255) <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4);
+    return 0.2126 * channel(r) + 0.7152 * channel(g) + 0.0722 * channel(b);
+  };
+  const failures = [];
+  let checked = 0;
+  for (const element of document.body.querySelectorAll("*")) {
+    if (element.tagName === "OPTION" || !element.checkVisibility()) continue;
+    const ownText = [...element.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim());
+    if (!ownText) continue;
+    checked += 1;
+    const background = backdrop(element);
+    const text = over(parse(getComputedStyle(element).color), background);
+    const [light, dark] = [luminance(text), luminance(background)].sort((x, y) => y - x);
+    const ratio = (light + 0.05) / (dark + 0.05);
+    if (ratio < minimum) {
+      const text = element.textContent.trim().slice(0, 40);
+      failures.push(`${element.tagName}.${element.className} ${text}: ${ratio.toFixed(2)}`);
+    }
+  }
+  return { checked, failures };
+}
+"""
+
+
+def check_contrast(page: Page, minimum: float = 4.5) -> int:
+    """Every visible text has a contrast of at least ``minimum``; returns how many were checked."""
+    result = page.evaluate(LOW_CONTRAST_JS, minimum)
+    assert result["failures"] == [], f"text below {minimum}:1 contrast: {result['failures']}"
+    return result["checked"]
+
+
+def check_labels_and_landmarks(page: Page) -> None:
+    """One banner, navigation and main; every control has a label naming it."""
+    for role in ("banner", "navigation", "main"):
+        expect(page.get_by_role(role)).to_have_count(1)
+    unlabelled = page.evaluate(
+        """() => [...document.querySelectorAll("input, select, button")]
+            .filter((c) => !(c.labels && c.labels.length) && !c.getAttribute("aria-label")
+                           && !c.textContent.trim())
+            .map((c) => c.outerHTML)"""
+    )
+    assert unlabelled == []
+
+
+def tab_to(page: Page, target: Locator, presses: int = 40) -> None:
+    """Press Tab until ``target`` has the focus (bounded); its focus ring must show."""
+    for _ in range(presses):
+        page.keyboard.press("Tab")
+        if target.evaluate("node => node === document.activeElement"):
+            break
+    expect(target).to_be_focused()
+    outline = target.evaluate(
+        "node => { const s = getComputedStyle(node); return [s.outlineStyle, s.outlineWidth]; }"
+    )
+    assert outline[0] != "none" and float(outline[1].removesuffix("px")) >= 2, outline
