@@ -2,6 +2,7 @@
 predictions from the log's tail, prediction counts."""
 
 import csv
+import http.client
 import json
 import os
 import shutil
@@ -360,3 +361,44 @@ def test_stats_add_up_every_worker_in_multiprocess_mode(server_env, tmp_path):
 
     assert totals == {calls}
     assert len(list(metrics_dir.glob("counter_*.db"))) >= 2, "both workers counted"
+
+
+@pytest.mark.parametrize(
+    "method, path",
+    [
+        ("GET", "/models/.."),
+        ("GET", "/models/../confusion-matrix"),
+        ("GET", "/models/svm/../../report/confusion-matrix"),
+        ("GET", "/models/../../etc/passwd"),
+        ("POST", "/classify/.."),
+        ("GET", "/static/../main.py"),
+        ("GET", "/static/ui/../../main.py"),
+    ],
+)
+def test_raw_dot_segments_reach_nothing(live_api, method, path):
+    # http.client sends the path as written; httpx and browsers would resolve the dots first.
+    connection = http.client.HTTPConnection(live_api.removeprefix("http://"), timeout=30)
+    try:
+        body = json.dumps(ADELIE) if method == "POST" else None
+        connection.request(method, path, body=body, headers={"Content-Type": "application/json"})
+        response = connection.getresponse()
+        body = response.read()
+    finally:
+        connection.close()
+
+    assert response.status == 404, (path, body)
+    assert not body.startswith(PNG_SIGNATURE) and b"<html" not in body
+
+
+@pytest.fixture(scope="module")
+def live_api(trained_models, tmp_path_factory):
+    root = tmp_path_factory.mktemp("raw-paths")
+    store = trained_models.copy_to(root / "store")
+    (root / "results").mkdir()
+    env = {
+        "MODELS_DIR": str(store.models_dir),
+        "REPORT_PATH": str(store.report_path),
+        "RESULTS_DIR": str(root / "results"),
+    }
+    with live_server(env, root / "server.out") as server:
+        yield server.base_url
