@@ -5,8 +5,6 @@ pytest 9 (it reads `Function._nodeid`), so each operation's Hypothesis strategy 
 with `hypothesis.given`, one parametrized test per operation.
 """
 
-import shutil
-
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
@@ -44,8 +42,6 @@ FUZZ = settings(
 def api_schema(trained_models, tmp_path_factory):
     root = tmp_path_factory.mktemp("fuzz")
     store = trained_models.copy_to(root / "store")
-    for png in trained_models.report_path.parent.glob("*.png"):  # the confusion matrices
-        shutil.copy2(png, store.report_path.parent / png.name)
     (root / "results").mkdir()
     app = create_app(
         Settings(

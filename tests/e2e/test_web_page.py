@@ -6,7 +6,6 @@ The screenshots land in $SCREENSHOTS_DIR, by default docs/img/ (ui-*.png).
 """
 
 import re
-import shutil
 from collections import Counter
 from collections.abc import Iterator
 
@@ -38,10 +37,8 @@ def page(browser: Browser) -> Iterator[Page]:
 
 
 @pytest.fixture
-def api(model_store: ModelStore, trained_models: ModelStore, server_env, tmp_path):
-    """A live API over a private copy of the trained models, with their confusion matrices."""
-    for png in trained_models.report_path.parent.glob("*.png"):
-        shutil.copy2(png, model_store.report_path.parent / png.name)
+def api(server_env, tmp_path):
+    """A live API over a private copy of the trained models and their report directory."""
     with live_server(server_env, tmp_path / "server.out") as server:
         yield server
 

@@ -54,6 +54,7 @@ class LoggedPrediction(BaseModel):
     timestamp: str
     request_id: str
     model: str
+    runtime: str | None = None
     input: dict[str, int | float]
     result: PredictionResult
     latency_ms: float | None = None

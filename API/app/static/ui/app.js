@@ -257,7 +257,10 @@
     });
     const head = el("div", { className: "answer-head" }, el("h4", { text: answer.name }));
     if (ok && answer.body.runtime) {
-      head.append(el("span", { className: "badge badge-runtime", text: answer.body.runtime }));
+      head.append(
+        el("span", { className: "visually-hidden", text: "Motor:" }),
+        el("span", { className: "badge badge-runtime", title: "Motor que respondió", text: answer.body.runtime })
+      );
     }
     card.append(head);
     if (!ok) {
@@ -462,6 +465,8 @@
     add("Parámetros", detail.params ? JSON.stringify(detail.params) : null);
     add("Probabilidades", detail.probabilities === undefined ? null : detail.probabilities ? "sí" : "no");
     add("Motor", detail.runtime);
+    add("Por qué scikit-learn", detail.runtime_reason);
+    add("Gemelo ONNX", detail.onnx === true ? "sí" : detail.onnx === false ? `no (${detail.onnx_reason || "sin motivo"})` : null);
     add("scikit-learn", detail.sklearn_version);
     add("Entrenado", detail.trained_at ? formatDate(detail.trained_at) : null);
     add("Métricas del informe", detail.report_matches_file === false ? "no describen este archivo" : detail.report_matches_file ? "describen este archivo" : null);
@@ -504,7 +509,7 @@
   function renderRecent(predictions) {
     const body = byId("recent-body");
     if (!predictions.length) {
-      body.replaceChildren(el("tr", {}, el("td", { colspan: 6, className: "muted", text: "Todavía no hay predicciones." })));
+      body.replaceChildren(el("tr", {}, el("td", { colspan: 7, className: "muted", text: "Todavía no hay predicciones." })));
       return;
     }
     body.replaceChildren(
@@ -518,6 +523,7 @@
           el("td", {}, el("time", { datetime: prediction.timestamp, text: Number.isNaN(time.getTime()) ? prediction.timestamp : time.toLocaleTimeString("es-ES") })),
           el("td", { className: "mono", text: prediction.model }),
           el("td", { text: result.species_name }),
+          el("td", { text: prediction.runtime || "—" }),
           el("td", { className: "number", text: typeof probability === "number" ? percentFormat.format(probability) : "—" }),
           el("td", { text: measures(prediction.input) }),
           el("td", { className: "number", text: typeof prediction.latency_ms === "number" ? `${prediction.latency_ms.toFixed(1)} ms` : "—" })
