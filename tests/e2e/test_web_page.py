@@ -6,12 +6,14 @@ The screenshots land in $SCREENSHOTS_DIR, by default docs/img/ (ui-*.png).
 """
 
 import re
+import time
 from collections import Counter
 from collections.abc import Iterator
 
 import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
+from sklearn.ensemble import GradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.neighbors import KNeighborsClassifier
 from support import web_page
@@ -83,10 +85,19 @@ def test_a_broken_model_file_is_listed_with_its_reason_and_the_others_still_answ
     watch.assert_clean()
 
 
-def test_models_trained_or_deleted_while_the_page_is_open_update_the_table(
+def test_models_trained_retrained_or_deleted_while_the_page_is_open_update_the_table(
     api: LiveServer, page: Page, model_store: ModelStore
 ) -> None:
     with web_page.open_web_page(page, api.base_url) as watch:
+        trained_at = web_page.model_row(page, "gradientboosting").locator("time")
+        before = web_page.listed_model(api.base_url, "gradientboosting")["trained_at"]
+        expect(trained_at).to_have_attribute("datetime", before)
+        time.sleep(1.1)  # trained_at has one-second resolution
+        model_store.train({"gradientboosting": GradientBoostingClassifier(n_estimators=5)})
+        after = web_page.listed_model_when(
+            api.base_url, "gradientboosting", lambda model: model["trained_at"] != before
+        )["trained_at"]
+        expect(trained_at).to_have_attribute("datetime", after, timeout=web_page.REFRESH_TIMEOUT_MS)
         model_store.train({"logreg": LogisticRegression(max_iter=1000)})
         web_page.check_model_appears(page, "logreg")
         expect(web_page.model_row(page, "logreg").locator(".status-ok")).to_have_text("disponible")

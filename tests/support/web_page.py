@@ -2,6 +2,7 @@
 (a live server started by the test, or the Compose stack)."""
 
 import re
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -56,6 +57,17 @@ def usable_models(base_url: str) -> list[str]:
 def listed_model(base_url: str, name: str) -> dict:
     listing = httpx.get(f"{base_url}/models", timeout=30).json()["available_models"]
     return next(model for model in listing if model["name"] == name)
+
+
+def listed_model_when(base_url: str, name: str, condition, timeout_s: float = 10) -> dict:
+    """The API's listing entry of ``name`` once ``condition`` holds for it (bounded wait)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        model = listed_model(base_url, name)
+        if condition(model) or time.monotonic() > deadline:
+            assert condition(model), f"the API still lists {model}"
+            return model
+        time.sleep(0.2)
 
 
 def answer_card(page: Page, model: str) -> Locator:
