@@ -51,6 +51,13 @@
     return Number.isNaN(date.getTime()) ? String(iso) : date.toLocaleString("es-ES");
   }
 
+  const orDash = (value, format = String) =>
+    value === undefined || value === null ? "—" : format(value);
+  const yesNo = (value) => (value ? "sí" : "no");
+  const numberCell = (text) => el("td", { className: "number", text });
+  const messageRow = (columns, text) =>
+    el("tr", {}, el("td", { colspan: columns, className: "muted", text }));
+
   // Repeat task every POLL_MS (never two at once); report failures in statusNode.
   function poll(task, statusNode) {
     const run = async () => {
@@ -239,12 +246,13 @@
 
   function agreementText(ranked, total, unanimous) {
     if (unanimous) {
-      const count = total === 1 ? "El único modelo disponible dice" : `Los ${total} modelos coinciden:`;
-      return `${count} ${ranked[0][0]}.`;
+      const lead = total === 1 ? "El único modelo disponible dice" : `Los ${total} modelos coinciden:`;
+      return `${lead} ${ranked[0][0]}.`;
     }
-    const parts = ranked.map(
-      ([species, names]) => `${names.join(", ")} ${names.length === 1 ? "dice" : "dicen"} ${species}`
-    );
+    const parts = ranked.map(([species, names]) => {
+      const verb = names.length === 1 ? "dice" : "dicen";
+      return `${names.join(", ")} ${verb} ${species}`;
+    });
     return `Los modelos no coinciden: ${parts.join("; ") || "ninguno ha respondido"}.`;
   }
 
@@ -259,25 +267,32 @@
     if (ok && answer.body.runtime) {
       head.append(
         el("span", { className: "visually-hidden", text: "Motor:" }),
-        el("span", { className: "badge badge-runtime", title: "Motor que respondió", text: answer.body.runtime })
+        el("span", {
+          className: "badge badge-runtime",
+          title: "Motor que respondió",
+          text: answer.body.runtime,
+        })
       );
     }
     card.append(head);
     if (!ok) {
-      const detail = answer.body && typeof answer.body.detail === "string" ? answer.body.detail : "";
+      const detail = typeof (answer.body && answer.body.detail) === "string" ? answer.body.detail : "";
       card.append(el("p", { className: "error", text: `Error ${answer.status}. ${detail}` }));
       return card;
     }
     card.append(el("p", { className: "species", text: answer.body.species_name }));
     if (!unanimous) {
-      card.append(el("p", { className: "verdict", text: disagrees ? "No coincide con la mayoría" : "Coincide con la mayoría" }));
+      const verdict = disagrees ? "No coincide con la mayoría" : "Coincide con la mayoría";
+      card.append(el("p", { className: "verdict", text: verdict }));
     }
     card.append(probabilityList(answer.body.probabilities));
     return card;
   }
 
   function probabilityList(probabilities) {
-    if (!probabilities) return el("p", { className: "muted", text: "Este modelo no da probabilidades." });
+    if (!probabilities) {
+      return el("p", { className: "muted", text: "Este modelo no da probabilidades." });
+    }
     const list = el("ul", { className: "probabilities", "aria-label": "Probabilidad por especie" });
     const names = SPECIES_NAMES.filter((name) => name in probabilities);
     for (const name of names) {
@@ -382,9 +397,12 @@
       })
     );
     if (model.reason) cells.status.append(el("span", { className: "reason", text: model.reason }));
-    for (const key of METRIC_KEYS) cells[key].textContent = formatMetric(model.metrics && model.metrics[key]);
+    for (const key of METRIC_KEYS) {
+      cells[key].textContent = formatMetric(model.metrics && model.metrics[key]);
+    }
+    const trainedAt = model.trained_at;
     cells.trained_at.replaceChildren(
-      model.trained_at ? el("time", { datetime: model.trained_at, text: formatDate(model.trained_at) }) : "—"
+      trainedAt ? el("time", { datetime: trainedAt, text: formatDate(trainedAt) }) : "—"
     );
     cells.runtime.replaceChildren(model.runtime || "—");
     if (model.runtime_reason) {
@@ -415,8 +433,8 @@
   function orderRows() {
     const wanted = [...rows.values()].sort((a, b) => compareModels(a.model, b.model));
     const current = [...table.tBodies];
-    if (wanted.length === current.length && wanted.every((row, i) => row.tbody === current[i])) return;
-    for (const row of wanted) table.append(row.tbody);
+    const same = wanted.length === current.length && wanted.every((row, i) => row.tbody === current[i]);
+    if (!same) for (const row of wanted) table.append(row.tbody);
   }
 
   async function loadDetails(row) {
@@ -433,10 +451,16 @@
     const image = el("img", {
       // The query changes with the listing entry, so a retrained model's new PNG is fetched.
       src: `/models/${encodeURIComponent(name)}/confusion-matrix?v=${hash(version)}`,
-      alt: `Matriz de confusión de ${name} en el conjunto de prueba (filas: especie real; columnas: especie predicha)`,
+      alt:
+        `Matriz de confusión de ${name} en el conjunto de prueba ` +
+        "(filas: especie real; columnas: especie predicha)",
       width: 400,
     });
-    const missing = el("p", { className: "muted", text: "No hay matriz de confusión para este modelo.", hidden: true });
+    const missing = el("p", {
+      className: "muted",
+      text: "No hay matriz de confusión para este modelo.",
+      hidden: true,
+    });
     image.addEventListener("error", () => {
       image.hidden = true;
       missing.hidden = false;
@@ -451,7 +475,9 @@
   }
 
   function detailList(detail) {
-    if (detail.error) return el("p", { className: "error", text: `No se pudieron leer los detalles: ${detail.error}` });
+    if (detail.error) {
+      return el("p", { className: "error", text: `No se pudieron leer los detalles: ${detail.error}` });
+    }
     const list = el("dl");
     const add = (term, value) => {
       if (value === undefined || value === null || value === "") return;
@@ -463,15 +489,21 @@
     add("Clases", classes);
     add("Estimador", detail.estimator);
     add("Parámetros", detail.params ? JSON.stringify(detail.params) : null);
-    add("Probabilidades", detail.probabilities === undefined ? null : detail.probabilities ? "sí" : "no");
+    const has = (key) => detail[key] !== undefined && detail[key] !== null;
+    add("Probabilidades", has("probabilities") ? yesNo(detail.probabilities) : null);
     add("Motor", detail.runtime);
     add("Por qué scikit-learn", detail.runtime_reason);
-    add("Gemelo ONNX", detail.onnx === true ? "sí" : detail.onnx === false ? `no (${detail.onnx_reason || "sin motivo"})` : null);
+    if (has("onnx")) {
+      add("Gemelo ONNX", detail.onnx ? "sí" : `no (${detail.onnx_reason || "sin motivo"})`);
+    }
     add("scikit-learn", detail.sklearn_version);
-    add("Entrenado", detail.trained_at ? formatDate(detail.trained_at) : null);
-    add("Métricas del informe", detail.report_matches_file === false ? "no describen este archivo" : detail.report_matches_file ? "describen este archivo" : null);
+    add("Entrenado", has("trained_at") ? formatDate(detail.trained_at) : null);
+    if (has("report_matches_file")) {
+      const verb = detail.report_matches_file ? "describen" : "no describen";
+      add("Métricas del informe", `${verb} este archivo`);
+    }
     add("SHA-256", detail.sha256);
-    add("Tamaño", typeof detail.file_size === "number" ? `${detail.file_size.toLocaleString("es-ES")} bytes` : null);
+    add("Tamaño", has("file_size") ? `${detail.file_size.toLocaleString("es-ES")} bytes` : null);
     return list;
   }
 
@@ -509,24 +541,25 @@
   function renderRecent(predictions) {
     const body = byId("recent-body");
     if (!predictions.length) {
-      body.replaceChildren(el("tr", {}, el("td", { colspan: 7, className: "muted", text: "Todavía no hay predicciones." })));
+      body.replaceChildren(messageRow(7, "Todavía no hay predicciones."));
       return;
     }
     body.replaceChildren(
       ...predictions.map((prediction) => {
         const result = prediction.result;
         const probability = result.probabilities ? result.probabilities[result.species_name] : null;
-        const time = new Date(prediction.timestamp);
+        const when = new Date(prediction.timestamp);
+        const clock = Number.isNaN(when.getTime()) ? prediction.timestamp : when.toLocaleTimeString("es-ES");
         return el(
           "tr",
           { "data-request-id": prediction.request_id },
-          el("td", {}, el("time", { datetime: prediction.timestamp, text: Number.isNaN(time.getTime()) ? prediction.timestamp : time.toLocaleTimeString("es-ES") })),
+          el("td", {}, el("time", { datetime: prediction.timestamp, text: clock })),
           el("td", { className: "mono", text: prediction.model }),
           el("td", { text: result.species_name }),
-          el("td", { text: prediction.runtime || "—" }),
-          el("td", { className: "number", text: typeof probability === "number" ? percentFormat.format(probability) : "—" }),
+          el("td", { text: orDash(prediction.runtime) }),
+          numberCell(orDash(probability, (p) => percentFormat.format(p))),
           el("td", { text: measures(prediction.input) }),
-          el("td", { className: "number", text: typeof prediction.latency_ms === "number" ? `${prediction.latency_ms.toFixed(1)} ms` : "—" })
+          numberCell(orDash(prediction.latency_ms, (ms) => `${ms.toFixed(1)} ms`))
         );
       })
     );
@@ -551,8 +584,8 @@
         "tr",
         { "data-model": model },
         el("th", { scope: "row", className: "mono", text: model }),
-        ...SPECIES_NAMES.map((name) => el("td", { className: "number", text: String(perModel.get(model)[name] || 0) })),
-        el("td", { className: "number", text: String(stats.by_model[model] || 0) })
+        ...SPECIES_NAMES.map((name) => numberCell(String(perModel.get(model)[name] || 0))),
+        numberCell(String(stats.by_model[model] || 0))
       )
     );
     rowsOut.push(
@@ -560,12 +593,13 @@
         "tr",
         { className: "total" },
         el("th", { scope: "row", text: "Total" }),
-        ...SPECIES_NAMES.map((name) => el("td", { className: "number", text: String(stats.by_species[name] || 0) })),
-        el("td", { className: "number", text: String(stats.total) })
+        ...SPECIES_NAMES.map((name) => numberCell(String(stats.by_species[name] || 0))),
+        numberCell(String(stats.total))
       )
     );
     if (!stats.counts.length) {
-      rowsOut.unshift(el("tr", {}, el("td", { colspan: SPECIES_NAMES.length + 2, className: "muted", text: "Ninguna predicción desde que arrancó la API." })));
+      const columns = SPECIES_NAMES.length + 2;
+      rowsOut.unshift(messageRow(columns, "Ninguna predicción desde que arrancó la API."));
     }
     body.replaceChildren(...rowsOut);
   }
