@@ -6,7 +6,9 @@ import http.client
 import json
 import os
 import shutil
+import threading
 from html.parser import HTMLParser
+from itertools import pairwise
 
 import httpx
 import pytest
@@ -298,6 +300,40 @@ def test_a_torn_last_line_and_garbage_lines_are_skipped(client, log_path):
 
     assert [p["request_id"] for p in body["predictions"]] == ["r2", "r1"]
     assert body["skipped"] == 1
+
+
+def test_reading_while_a_writer_appends_never_returns_a_partial_line(client, log_path):
+    # One os.write per batch of lines on an O_APPEND descriptor, as the API's writers do.
+    stop = threading.Event()
+    written = []
+
+    def write_batches() -> None:
+        fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            batch = 0
+            while not stop.is_set() and batch < 2000:
+                os.write(fd, b"".join(_line(batch * 50 + i) for i in range(50)))
+                written.append(batch)
+                batch += 1
+        finally:
+            os.close(fd)
+
+    writer = threading.Thread(target=write_batches)
+    writer.start()
+    try:
+        answers = [
+            client.get("/predictions/recent", params={"limit": 100}).json() for _ in range(60)
+        ]
+    finally:
+        stop.set()
+        writer.join(timeout=30)
+
+    assert written, "the writer ran"
+    for answer in answers:
+        assert answer["skipped"] == 0
+        ids = [int(p["request_id"][1:]) for p in answer["predictions"]]
+        assert ids == sorted(ids, reverse=True)
+        assert all(earlier - later == 1 for earlier, later in pairwise(ids))
 
 
 def test_recent_predictions_without_a_log_or_with_a_symlink_are_empty(client, log_path, tmp_path):
