@@ -31,7 +31,7 @@ from app.v2.schemas import (
     ServerMetadata,
     ServerReady,
 )
-from app.v2.validation import check_rows, describe
+from app.validation import check_rows, describe
 from penguin_contract import FEATURES, SPECIES
 
 router = APIRouter(tags=["Open Inference Protocol (v2)"], include_in_schema=False)

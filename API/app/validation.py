@@ -1,9 +1,7 @@
-"""The contract's ranges and codes checked on an [N, 7] float64 array, every field at once.
-
-TODO(lead): app.validation.check_rows (SERVING_API.md) replaces this module when it lands;
-until then it is the same rules /classify applies: finite, inside the field's closed range,
-integral for integer fields, one of the codes for categorical fields.
-"""
+"""The contract's rules checked on an [N, 7] float64 array, every field at once: finite,
+inside the field's closed range, integral for integer fields, one of the codes for
+categorical fields. The rules /classify's schema applies value by value, for NumPy rows
+(the columnar batch and the Open Inference Protocol's tensors)."""
 
 from dataclasses import dataclass
 
