@@ -13,7 +13,6 @@ import tritonclient.http as triton
 from kserve import InferenceRESTClient, InferInput, InferRequest, RESTConfig
 from kserve.protocol.infer_type import RequestedOutput
 from support.api import body_from_row
-from support.live_server import live_server
 from support.models import penguins
 from tritonclient.utils import InferenceServerException
 
@@ -24,17 +23,8 @@ DTYPES = {"FP64": np.float64, "FP32": np.float32}
 
 
 @pytest.fixture(scope="module")
-def server(trained_models, tmp_path_factory):
-    root = tmp_path_factory.mktemp("v2-clients")
-    store = trained_models.copy_to(root / "store")
-    (root / "results").mkdir()
-    env = {
-        "MODELS_DIR": str(store.models_dir),
-        "REPORT_PATH": str(store.report_path),
-        "RESULTS_DIR": str(root / "results"),
-    }
-    with live_server(env, root / "server.out") as running:
-        yield running
+def server(module_server):
+    return module_server
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,6 @@ The screenshots land in $SCREENSHOTS_DIR, by default docs/img/ (ui-*.png).
 import re
 import time
 from collections import Counter
-from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -17,25 +16,13 @@ from sklearn.ensemble import GradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.neighbors import KNeighborsClassifier
 from support import web_page
-from support.browser import launch_chromium, new_page, save_screenshot
+from support.browser import new_page, save_screenshot
 from support.live_server import LiveServer, live_server
 from support.models import ModelStore
 
 from penguin_contract import model_filename
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with launch_chromium() as chromium:
-        yield chromium
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    with new_page(browser) as fresh:
-        yield fresh
 
 
 @pytest.fixture

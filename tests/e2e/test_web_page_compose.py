@@ -6,12 +6,11 @@ every file a test adds is removed again, since the stack is shared by the sessio
 """
 
 import secrets
-from collections.abc import Iterator
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
 from support import web_page
-from support.browser import launch_chromium, new_page
+from support.browser import new_page
 from support.compose import ComposeStack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
@@ -34,18 +33,6 @@ split = train_test_split(
 ModelTrainer().train_and_save({name!r}, LogisticRegression(max_iter=1000), *split)
 print("trained")
 """
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with launch_chromium() as chromium:
-        yield chromium
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    with new_page(browser) as fresh:
-        yield fresh
 
 
 def _remove_model_files(stack: ComposeStack, name: str) -> None:

@@ -426,14 +426,5 @@ def test_raw_dot_segments_reach_nothing(live_api, method, path):
 
 
 @pytest.fixture(scope="module")
-def live_api(trained_models, tmp_path_factory):
-    root = tmp_path_factory.mktemp("raw-paths")
-    store = trained_models.copy_to(root / "store")
-    (root / "results").mkdir()
-    env = {
-        "MODELS_DIR": str(store.models_dir),
-        "REPORT_PATH": str(store.report_path),
-        "RESULTS_DIR": str(root / "results"),
-    }
-    with live_server(env, root / "server.out") as server:
-        yield server.base_url
+def live_api(module_server):
+    return module_server.base_url
