@@ -38,6 +38,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.model_selection import train_test_split
 from sklearn.neighbors import NearestCentroid
+from sklearn.preprocessing import StandardScaler
 
 from penguin_contract import FEATURES, TARGET
 from utils.model_trainer import ModelTrainer
@@ -65,7 +66,7 @@ split = train_test_split(
 trainer = ModelTrainer()
 estimators = {{{UNCONVERTIBLE!r}: NearestCentroid(), {NOTEBOOK_CLASS!r}: TinyCentroids()}}
 for name, estimator in estimators.items():
-    saved = trainer.train_and_save(name, estimator, *split)
+    saved = trainer.train_and_save(name, estimator, *split, scaler=StandardScaler())
     print(f"{{name}} onnx={{saved['onnx']}} reason={{saved['onnx_reason']}}")
 '''
 
