@@ -103,7 +103,7 @@ def penguin_record(values: np.ndarray) -> dict:
 def write_bodies(workspace: Workspace, X: np.ndarray) -> np.ndarray:
     """Request bodies: the README's Adelie (first data row), as /classify's object and as one
     [1, 7] FP64 tensor, and a 1000-row columnar batch. Returns the batch's rows."""
-    batch = X[np.random.default_rng(42).integers(0, len(X), BATCH_ROWS)]
+    batch = batch_rows(X)
     single = penguin_record(X[0])
     tensor = {"name": ONNX_INPUT_NAME, "shape": [1, len(FEATURES)], "datatype": "FP64"}
     bodies = {
@@ -116,6 +116,11 @@ def write_bodies(workspace: Workspace, X: np.ndarray) -> np.ndarray:
         path.write_text(json.dumps(body))
         workspace.bodies[name] = path
     return batch
+
+
+def batch_rows(X: np.ndarray) -> np.ndarray:
+    """BATCH_ROWS data rows drawn with a fixed seed."""
+    return X[np.random.default_rng(42).integers(0, len(X), BATCH_ROWS)]
 
 
 def columns(rows: np.ndarray) -> dict[str, list]:
