@@ -1,9 +1,11 @@
 """Shared fixtures. The reusable pieces live in tests/support/ (see its modules)."""
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from support.live_server import LiveServer, live_server
 from support.models import ModelStore, train_prescribed_models
 
 from app.core.config import Settings
@@ -61,3 +63,21 @@ def client(settings: Settings):
 @pytest.fixture
 def log_path(settings: Settings) -> Path:
     return settings.predictions_log_path
+
+
+@pytest.fixture(scope="module")
+def module_server(
+    trained_models: ModelStore, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveServer]:
+    """A live API (production launcher) on a private copy of the trained models, shared by
+    the tests of one module."""
+    root = tmp_path_factory.mktemp("live")
+    store = trained_models.copy_to(root / "store")
+    (root / "results").mkdir()
+    env = {
+        "MODELS_DIR": str(store.models_dir),
+        "REPORT_PATH": str(store.report_path),
+        "RESULTS_DIR": str(root / "results"),
+    }
+    with live_server(env, root / "server.out") as server:
+        yield server

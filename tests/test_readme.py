@@ -1,10 +1,12 @@
-"""The README and docs/ point at things that exist and show nothing of the author's machine.
+"""The README, docs/ and the other guides point at things that exist and show nothing of the
+author's machine.
 
 Links lead to files and headings that exist (in the same page or another one), backticked
 repository paths name files that exist, the README stays a one-page guide, and no code block
 carries a path of the machine its output was made on.
 """
 
+import os
 import re
 import unicodedata
 from pathlib import Path
@@ -13,10 +15,12 @@ import pytest
 from support import REPO_ROOT
 
 README = REPO_ROOT / "README.md"
-PAGES = [README, REPO_ROOT / "bench" / "README.md", *sorted((REPO_ROOT / "docs").glob("*.md"))]
+GUIDES = [REPO_ROOT / "bench" / "README.md", REPO_ROOT / "deploy" / "kubernetes" / "README.md"]
+PAGES = [README, *GUIDES, *sorted((REPO_ROOT / "docs").glob("*.md"))]
 README_MAX_LINES = 300
-TOP_LEVEL = ("API/", "jupyter/", "data/", "Docker/", "tests/", "bench/", "docs/", ".ci/")
+TOP_LEVEL = ("API/", "jupyter/", "data/", "Docker/", "tests/", "bench/", "docs/", "deploy/", ".ci/")
 CODE_SPAN = re.compile(r"`([^`\s]+)`")
+PYTHON_FILE = re.compile(r"[\w./-]+\.py")
 LOCAL_LINK = re.compile(r"\]\(([^)\s]+)\)")
 FENCED_BLOCK = re.compile(r"^```.*?^```", flags=re.S | re.M)
 # Home directories, CI work trees and pytest's temporary directories of whoever ran it.
@@ -78,6 +82,32 @@ def test_paths_named_in_the_text_exist(page: Path):
     }
     assert named, f"{page_id(page)} names no repository path at all"
     missing = sorted(p for p in named - CREATED_AT_RUN_TIME if not (REPO_ROOT / p).exists())
+    assert missing == []
+
+
+def repository_python_files() -> set[str]:
+    """Every .py path of the repository, relative to its root (hidden and virtualenv folders
+    left out)."""
+    found = set()
+    for folder, subfolders, files in os.walk(REPO_ROOT):
+        subfolders[:] = [name for name in subfolders if not name.startswith((".", "__"))]
+        relative = Path(folder).relative_to(REPO_ROOT)
+        found.update(str(relative / name) for name in files if name.endswith(".py"))
+    return found
+
+
+@pytest.mark.parametrize("page", PAGES, ids=page_id)
+def test_modules_named_by_file_name_alone_exist(page: Path):
+    """`registry.py` in a sentence about API/app/models/ must be a real file somewhere."""
+    python_files = repository_python_files()
+    bare = {
+        span
+        for span in CODE_SPAN.findall(prose(page))
+        if PYTHON_FILE.fullmatch(span) and not span.startswith(TOP_LEVEL)
+    }
+    missing = sorted(
+        name for name in bare if not any(path.endswith(f"/{name}") for path in python_files)
+    )
     assert missing == []
 
 

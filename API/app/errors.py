@@ -78,3 +78,16 @@ class PredictionLogError(PenguinAPIError):
             "no prediction is returned unless it is logged. Check that RESULTS_DIR is "
             "writable and not full (GET /ready)."
         )
+
+
+class RequestTimeoutError(PenguinAPIError):
+    """The client did not finish sending its request in time (HEADER_TIMEOUT_S, BODY_TIMEOUT_S)."""
+
+    status_code = 408
+    code = "request_timeout"
+
+    def __init__(self, part: str, timeout_s: float, setting: str) -> None:
+        super().__init__(
+            f"The {part} of the request did not arrive within {timeout_s:g} s ({setting}). "
+            "Send the whole request at once; the connection is closed."
+        )

@@ -55,7 +55,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.include_router(api_router)
     # Added first, so it runs inside the metrics middleware: refused bodies are counted.
-    app.add_middleware(BodySizeLimit, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodySizeLimit,
+        max_body_bytes=settings.max_body_bytes,
+        body_timeout_s=settings.body_timeout_s,
+    )
     predictions_counter = instrument(app)
     app.state.settings = settings
     app.state.prediction_log = prediction_log

@@ -63,7 +63,7 @@ class MetricsReport:
         return self._rows_by_file().get((name, sha256))
 
     def _rows_by_file(self) -> dict[tuple[str, str], ReportRow]:
-        source = self._current_source()
+        source = self.source()
         if source == self._source:
             return self._by_file
         with self._lock:
@@ -73,7 +73,7 @@ class MetricsReport:
                 self._source = source
             return self._by_file
 
-    def _current_source(self) -> tuple[Path, FileKey] | None:
+    def source(self) -> tuple[Path, FileKey] | None:
         """The file to read (JSON twin first) and its identity; None if there is none."""
         candidates = [self.json_path] + ([self.pickle_path] if self.allow_pickle else [])
         for path in candidates:

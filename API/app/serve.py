@@ -10,15 +10,21 @@ when ``proto`` is ``IPPROTO_TCP``, so under Linux every keep-alive request after
 waits ~40 ms for the client's delayed ACK. Here the socket is bound with ``IPPROTO_TCP``
 before it is handed to the supervisor, so every worker's connections get ``TCP_NODELAY``
 whatever the event loop (uvloop sets it unconditionally, asyncio only on ``IPPROTO_TCP``).
+
+Slow and greedy clients are bounded per worker (settings HEADER_TIMEOUT_S, BODY_TIMEOUT_S,
+KEEP_ALIVE_S, MAX_CONNECTIONS, MAX_HEADER_BYTES): uvicorn's own knobs where it has them
+(``timeout_keep_alive``, ``limit_concurrency``), app/http_limits.py for what it lacks.
 """
 
 import logging
 import socket
+from functools import partial
 
 import uvicorn
 from uvicorn.supervisors import Multiprocess
 
 from app.core.config import Settings
+from app.http_limits import BoundedHttpToolsProtocol, ConnectionLimits
 
 APP_IMPORT_STRING = "app:app"
 # Docker sends SIGKILL 10 s after SIGTERM: finish in-flight requests well before that.
@@ -42,14 +48,26 @@ def bind_tcp_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def build_config(app: str, host: str, port: int, workers: int) -> uvicorn.Config:
+def build_config(app: str, settings: Settings) -> uvicorn.Config:
+    limits = ConnectionLimits(
+        header_timeout_s=settings.header_timeout_s,
+        body_timeout_s=settings.body_timeout_s,
+        keep_alive_s=settings.keep_alive_s,
+        max_header_bytes=settings.max_header_bytes,
+    )
     return uvicorn.Config(
         app,
-        host=host,
-        port=port,
-        workers=workers,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
         loop="uvloop",
-        http="httptools",
+        # uvicorn instantiates this with its usual arguments; a module-level class and a
+        # dataclass pickle, so spawned workers get the same limits.
+        http=partial(BoundedHttpToolsProtocol, limits=limits),
+        timeout_keep_alive=settings.keep_alive_s,
+        # uvicorn refuses a request once open connections (its own included) reach the limit:
+        # +1 so that MAX_CONNECTIONS connections are served and the next one gets 503.
+        limit_concurrency=settings.max_connections + 1,
         # Every prediction is already logged by the API and every request is counted in
         # /metrics; a per-request access log line would only cost throughput.
         access_log=False,
@@ -58,9 +76,10 @@ def build_config(app: str, host: str, port: int, workers: int) -> uvicorn.Config
     )
 
 
-def serve(app: str, host: str, port: int, workers: int) -> None:
-    """Serve ``app`` (an import string) with ``workers`` processes; block until stopped."""
-    config = build_config(app, host, port, workers)
+def serve(app: str, settings: Settings) -> None:
+    """Serve ``app`` (an import string) as ``settings`` say; block until stopped."""
+    config = build_config(app, settings)
+    host, port, workers = settings.host, settings.port, settings.workers
     sock = bind_tcp_socket(host, port)
     logger.info("Serving %s on http://%s:%d with %d worker(s)", app, host, port, workers)
     if workers > 1:
@@ -70,8 +89,7 @@ def serve(app: str, host: str, port: int, workers: int) -> None:
 
 
 def main() -> None:
-    settings = Settings()
-    serve(APP_IMPORT_STRING, settings.host, settings.port, settings.workers)
+    serve(APP_IMPORT_STRING, Settings())
 
 
 if __name__ == "__main__":

@@ -34,3 +34,15 @@ def test_requests_and_latency_are_recorded_per_route_template(client):
     assert _value(text, "http_requests_total", handler="/classify/{model}", status="2xx") == 1
     assert _value(text, "http_requests_total", handler="/models", method="GET") == 1
     assert _value(text, "http_request_duration_seconds_count", handler="/classify/{model}") == 1
+
+
+def test_bodies_refused_by_the_size_limit_are_counted(client):
+    too_big = b"{" + b" " * (client.app.state.settings.max_body_bytes + 1) + b"}"
+
+    refused = client.post(
+        "/classify/svm", content=too_big, headers={"content-type": "application/json"}
+    )
+    text = client.get("/metrics").text
+
+    assert refused.status_code == 413
+    assert _value(text, "http_requests_total", method="POST", status="4xx") == 1

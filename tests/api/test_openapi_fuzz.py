@@ -26,6 +26,9 @@ OPERATIONS = [
     "GET /ready",
     "HEAD /ready",
     "GET /metrics",
+    "GET /models/{name}/confusion-matrix",
+    "GET /predictions/recent",
+    "GET /predictions/stats",
 ]
 FUZZ = settings(
     max_examples=40,

@@ -2,6 +2,7 @@
 
 import asyncio
 import os
+import pickle
 import signal
 import socket
 import statistics
@@ -12,7 +13,9 @@ import httpx
 from support.api import ADELIE
 from support.live_server import live_server
 
-from app.serve import bind_tcp_socket
+from app.core.config import Settings
+from app.http_limits import BoundedHttpToolsProtocol, ConnectionLimits
+from app.serve import APP_IMPORT_STRING, bind_tcp_socket, build_config
 
 KEEP_ALIVE_REQUESTS = 30
 # A keep-alive request that waits for a delayed ACK (Nagle on) takes ~40 ms on Linux.
@@ -100,3 +103,36 @@ def test_two_workers_keep_alive_fast_restart_dead_workers_and_stop_on_sigterm(se
         server.process.send_signal(signal.SIGTERM)
         assert server.process.wait(timeout=30) == 0
     assert "Finished server process" in output.read_text()
+
+
+def test_the_config_carries_the_connection_limits_to_every_worker():
+    settings = Settings(
+        HEADER_TIMEOUT_S=3,
+        BODY_TIMEOUT_S=4,
+        KEEP_ALIVE_S=2,
+        MAX_CONNECTIONS=7,
+        MAX_HEADER_BYTES=2048,
+    )
+    config = build_config(APP_IMPORT_STRING, settings)
+    assert config.timeout_keep_alive == 2
+    # uvicorn counts the connection being served: 7 served, the 8th gets 503.
+    assert config.limit_concurrency == 8
+    # Spawned workers receive the config pickled: the protocol factory must survive that.
+    factory = pickle.loads(pickle.dumps(config.http))
+    assert factory.func is BoundedHttpToolsProtocol
+    assert factory.keywords["limits"] == ConnectionLimits(
+        header_timeout_s=3, body_timeout_s=4, keep_alive_s=2, max_header_bytes=2048
+    )
+
+
+def test_connection_limit_defaults_are_documented():
+    fields = Settings.model_fields
+    for name in ("header_timeout_s", "body_timeout_s", "keep_alive_s", "max_connections"):
+        assert fields[name].description, name
+    defaults = Settings()
+    assert (defaults.header_timeout_s, defaults.body_timeout_s, defaults.keep_alive_s) == (
+        10,
+        15,
+        5,
+    )
+    assert defaults.max_connections == 256

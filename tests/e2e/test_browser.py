@@ -6,26 +6,12 @@ $SCREENSHOTS_DIR, by default docs/img/, where the README shows them (set it to k
 working tree clean).
 """
 
-from collections.abc import Iterator
-
 import pytest
-from playwright.sync_api import Browser, Page, expect
-from support.browser import block_other_origins, launch_chromium, new_page, save_screenshot
+from playwright.sync_api import Page, expect
+from support.browser import block_other_origins, save_screenshot
 from support.compose import ComposeStack
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with launch_chromium() as chromium:
-        yield chromium
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    with new_page(browser) as fresh:
-        yield fresh
 
 
 def test_swagger_ui_works_offline_and_classifies(stack: ComposeStack, page: Page) -> None:

@@ -5,6 +5,7 @@ one test runs the documented commands with the other one. The last test restarts
 session stack with `down` + `up` to prove that volumes survive, so it stays last here.
 """
 
+import asyncio
 import csv
 import json
 import re
@@ -12,9 +13,13 @@ import secrets
 import time
 
 import httpx
+import numpy as np
 import pytest
+import tritonclient.http as triton
+from kserve import InferenceRESTClient, InferRequest, RESTConfig
+from kserve import InferInput as KServeInput
 from support import REPO_ROOT
-from support.api import ADELIE
+from support.api import ADELIE, body_from_row
 from support.compose import (
     ComposeStack,
     DocumentedProject,
@@ -23,6 +28,7 @@ from support.compose import (
     documented_project,
     other_compose,
 )
+from support.models import penguins
 
 from penguin_contract import FEATURES, SPECIES
 
@@ -31,6 +37,8 @@ pytestmark = pytest.mark.e2e
 NOTEBOOK = REPO_ROOT / "jupyter" / "notebooks" / "train.ipynb"
 BOOTSTRAP_MODELS = {"randomforest", "svm", "gradientboosting"}
 ALL_NOTEBOOK_MODELS = "gradientboosting, knn, randomforest, svm"
+# svm has no probabilities, randomforest has: both kinds of answer through both clients.
+OPEN_INFERENCE_MODELS = ["svm", "randomforest"]
 # Harmless messages a first start used to print; the image's configuration silences them.
 HARMLESS = (
     "Parent appears to have exited",
@@ -282,6 +290,83 @@ def test_headless_rerun_says_what_it_trained_and_nothing_scary(stack: ComposeSta
     for output in (rerun.stdout + rerun.stderr, execute.stdout + execute.stderr):
         assert "WARNING" not in output, output
         assert [message for message in HARMLESS if message in output] == []
+
+
+def test_api_memory_is_capped_without_swap_on_top(stack: ComposeStack) -> None:
+    host_config = stack.inspect("api")["HostConfig"]
+
+    assert host_config["Memory"] == host_config["MemorySwap"] == 1024**3
+
+
+def real_birds() -> np.ndarray:
+    return penguins()[list(FEATURES)].to_numpy(dtype=np.float64)
+
+
+def batch_answers(stack: ComposeStack, model: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """Species ids [333] and probabilities [333, 3] (or None) from POST /classify/{model}/batch."""
+    instances = [body_from_row(row) for _, row in penguins().iterrows()]
+    with stack.api() as api:
+        response = api.post(f"/classify/{model}/batch", json={"instances": instances})
+    assert response.status_code == 200, response.text
+    predictions = response.json()["predictions"]
+    ids = np.array([prediction["species_id"] for prediction in predictions])
+    if predictions[0]["probabilities"] is None:
+        return ids, None
+    species = SPECIES.values()
+    rows = [[prediction["probabilities"][name] for name in species] for prediction in predictions]
+    return ids, np.array(rows)
+
+
+def assert_same_answers(expected, labels, probabilities) -> None:
+    expected_ids, expected_probabilities = expected
+    np.testing.assert_array_equal(labels, expected_ids)
+    if expected_probabilities is None:
+        assert probabilities is None
+    else:
+        shaped = probabilities.reshape(len(expected_ids), len(SPECIES))
+        np.testing.assert_array_equal(shaped, expected_probabilities)
+
+
+@pytest.mark.parametrize("model", OPEN_INFERENCE_MODELS)
+def test_triton_client_answers_as_the_batch_endpoint(stack: ComposeStack, model: str) -> None:
+    expected = batch_answers(stack, model)
+    client = triton.InferenceServerClient(stack.api_url.removeprefix("http://"))
+    try:
+        assert client.is_server_live()
+        assert client.is_model_ready(model)
+        metadata = client.get_model_metadata(model)
+        features = triton.InferInput("features", [len(expected[0]), len(FEATURES)], "FP64")
+        features.set_data_from_numpy(real_birds())  # binary_data=True, the client's default
+        result = client.infer(model, [features], request_id="compose-triton")
+    finally:
+        client.close()
+
+    assert metadata["name"] == model
+    assert metadata["inputs"] == [{"name": "features", "datatype": "FP64", "shape": [-1, 7]}]
+    assert result.get_response()["id"] == "compose-triton"
+    assert_same_answers(expected, result.as_numpy("label"), result.as_numpy("probabilities"))
+
+
+@pytest.mark.parametrize("model", OPEN_INFERENCE_MODELS)
+def test_kserve_client_answers_as_the_batch_endpoint(stack: ComposeStack, model: str) -> None:
+    expected = batch_answers(stack, model)
+    features = KServeInput("features", [len(expected[0]), len(FEATURES)], "FP64")
+    features.set_data_from_numpy(real_birds(), binary_data=False)
+
+    async def ask():
+        async with InferenceRESTClient(RESTConfig(protocol="v2", timeout=30)) as client:
+            live = await client.is_server_live(stack.api_url)
+            ready = await client.is_model_ready(stack.api_url, model)
+            request = InferRequest(model, [features], request_id="compose-kserve")
+            response = await client.infer(stack.api_url, request, model_name=model)
+            return live, ready, response
+
+    live, ready, response = asyncio.run(ask())
+
+    assert (live, ready) == (True, True)
+    assert (response.id, response.model_name) == ("compose-kserve", model)
+    by_name = {output.name: output.as_numpy() for output in response.outputs}
+    assert_same_answers(expected, by_name["label"], by_name.get("probabilities"))
 
 
 def wait_for_models(api_url: str, expected: set[str]) -> set[str]:

@@ -1,6 +1,7 @@
 """Turn errors into HTTP: the API's hierarchy, request validation, and unmatched routes."""
 
 import math
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -10,6 +11,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.api.deps import REQUEST_ID_HEADER
 from app.errors import BodyTooLargeError, PenguinAPIError
+from app.v2.errors import as_v2_error, is_v2_path
 from penguin_contract import FEATURES, FIELDS
 
 _FIELDS_BY_NAME = {spec.name: spec for spec in FIELDS}
@@ -17,6 +19,7 @@ _FIELD_LIST = ", ".join(FEATURES)
 # A hostile body can hold thousands of invalid values: the answer lists the first ones.
 MAX_LISTED_ISSUES = 20
 BODY_PARSE_ERROR = "There was an error parsing the body"  # FastAPI's message for such bodies
+Handler = Callable[[Request, Exception], Awaitable[JSONResponse]]
 
 
 class TruncatedValidationError(RequestValidationError):
@@ -28,10 +31,20 @@ class TruncatedValidationError(RequestValidationError):
 
 
 def install_exception_handlers(app: FastAPI) -> None:
-    app.add_exception_handler(PenguinAPIError, _api_error)
-    app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(Exception, _unexpected_error)
+    app.add_exception_handler(PenguinAPIError, _v2_aware(_api_error))
+    app.add_exception_handler(RequestValidationError, _v2_aware(_validation_error))
+    app.add_exception_handler(StarletteHTTPException, _v2_aware(_http_error))
+    app.add_exception_handler(Exception, _v2_aware(_unexpected_error))
+
+
+def _v2_aware(handler: Handler) -> Handler:
+    """On the Open Inference Protocol's paths the same error is {"error": message}."""
+
+    async def handle(request: Request, error: Exception) -> JSONResponse:
+        response = await handler(request, error)
+        return as_v2_error(response) if is_v2_path(request.url.path) else response
+
+    return handle
 
 
 def _headers(request: Request) -> dict[str, str] | None:

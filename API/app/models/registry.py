@@ -24,12 +24,22 @@ class ModelRegistry:
         self._entries: dict[str, ModelEntry] = {}
         self._loaded: dict[str, ServedModel] = {}
         self._load_locks: dict[str, threading.Lock] = {}
+        self._version = 0
+
+    def version(self) -> int:
+        """Changes whenever an entry or a loaded model changes (a listing built at one
+        version describes the directory until the version changes)."""
+        self.entries()
+        return self._version
 
     def entries(self) -> dict[str, ModelEntry]:
         """The model entries of MODELS_DIR as of now (cheap when nothing changed)."""
         with self._scan_lock:  # a look that finds no change must wait for one that did
             if self._watch.may_have_changed():
-                self._entries = self.files.scan()
+                scanned = self.files.scan()
+                if scanned != self._entries:
+                    self._entries = scanned
+                    self._version += 1
                 for gone in self._loaded.keys() - self._entries.keys():
                     del self._loaded[gone]
                 for gone in self._load_locks.keys() - self._entries.keys():
@@ -58,6 +68,7 @@ class ModelRegistry:
             if model is None or model.entry != entry:
                 model = self.loader.load(entry)
                 self._loaded[name] = model
+                self._version += 1
             return model
 
     def all_loaded(self) -> list[ServedModel] | None:

@@ -69,6 +69,7 @@ def test_without_a_twin_scikit_learn_answers_what_the_pipeline_says(client, mode
     assert listed["runtime"] == "sklearn" and "no ONNX twin" in listed["runtime_reason"]
 
 
+@pytest.mark.filterwarnings("ignore:The `probability` parameter was deprecated:FutureWarning")
 def test_wrapped_probability_models_answer_pipeline_predict(client, model_store):
     """The label is always pipeline.predict's, never argmax(predict_proba): they differ for
     SVC-based models whose probabilities are calibrated separately."""

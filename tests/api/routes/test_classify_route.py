@@ -4,7 +4,6 @@ import json
 import shutil
 from datetime import datetime
 
-import pandas as pd
 import pytest
 from support.api import ADELIE, read_log
 
@@ -172,20 +171,20 @@ def test_body_above_the_size_limit_is_a_json_413(client, settings, log_path, dec
 
 
 def test_best_is_the_highest_test_f1_and_ties_go_to_the_first_name(client, model_store):
-    report = pd.read_pickle(model_store.report_path)
-    best = report.sort_values(["test_f1", "model"], ascending=[False, True]).iloc[0]["model"]
-    assert client.post("/classify/best", json=ADELIE).json()["model"] == best
+    rows = model_store.report_rows()
+    best = min(rows, key=lambda row: (-row["test_f1"], row["model"]))
+    assert client.post("/classify/best", json=ADELIE).json()["model"] == best["model"]
 
     # A copy of the best model under an earlier name ties with it and wins by name.
-    shutil.copy(model_store.model_path(best), model_store.model_path("aaa"))
-    row = report[report["model"] == best].assign(model="aaa")
-    pd.concat([report, row]).to_pickle(model_store.report_path)
+    shutil.copy(model_store.model_path(best["model"]), model_store.model_path("aaa"))
+    model_store.write_report_rows([*rows, {**best, "model": "aaa"}])
 
     assert client.post("/classify/BEST", json=ADELIE).json()["model"] == "aaa"
 
 
 def test_best_without_any_report_row_is_404(client, model_store):
     model_store.report_path.unlink()
+    model_store.report_json_path.unlink()
 
     response = client.post("/classify/best", json=ADELIE)
 

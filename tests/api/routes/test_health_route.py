@@ -50,3 +50,12 @@ def test_not_ready_when_the_results_directory_is_missing(client, results_dir):
 
     assert response.status_code == 503
     assert "does not exist" in response.json()["checks"]["results_dir"]
+
+
+def test_head_answers_like_get_without_a_body(client):
+    for path in ("/health", "/ready", "/models"):
+        head, get = client.head(path), client.get(path)
+
+        assert head.status_code == get.status_code == 200, path
+        assert head.content == b""
+        assert head.headers["content-type"] == get.headers["content-type"]

@@ -18,6 +18,7 @@ from app.schemas import (
     Prediction,
     batch_issues,
     batch_length,
+    checked_columns,
     feature_rows,
     predictions_of,
 )
@@ -44,6 +45,8 @@ async def check_batch_in_steps(request: Request, service: ServiceDep) -> None:
     body = await request.json()
     rows = batch_length(body)
     service.check_batch_size(rows)
+    if checked_columns(body) is not None:  # valid columns, checked in a few NumPy passes
+        return
     issues, found = [], 0
     for start in range(0, max(rows, 1), CHUNK_ROWS):
         listed, count = batch_issues(body, start, start + CHUNK_ROWS, MAX_LISTED_ISSUES - found)
@@ -66,7 +69,7 @@ async def classify(
     service: ServiceDep,
     request_id: RequestIdDep,
     response: Response,
-) -> Prediction:
+) -> dict:
     """Predict the species of one bird. The prediction is logged before it is returned.
 
     `island` and `sex` take codes or names (`"Biscoe"`, `"female"`, any case).
@@ -93,7 +96,7 @@ async def classify_batch(
     service: ServiceDep,
     request_id: RequestIdDep,
     response: Response,
-) -> BatchPrediction:
+) -> dict:
     """Predict up to MAX_BATCH_SIZE birds (413 above it, before any row is validated).
 
     The body is either `{"instances": [{...}, ...]}` or, cheaper for large batches,
@@ -106,6 +109,8 @@ async def classify_batch(
     served = await service.model_for(model)
     predictions = await service.predict(served, body.rows(), request_id, started, batch=True)
     response.headers[REQUEST_ID_HEADER] = request_id
-    return BatchPrediction.model_construct(
-        model=predictions.model, request_id=request_id, predictions=predictions_of(predictions)
-    )
+    return {
+        "model": predictions.model,
+        "request_id": request_id,
+        "predictions": predictions_of(predictions),
+    }

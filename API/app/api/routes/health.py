@@ -12,19 +12,22 @@ from app.schemas import Health, Readiness
 router = APIRouter(tags=["monitoring"])
 
 
-@router.api_route("/health", methods=["GET", "HEAD"], response_model=Health, summary="Liveness")
+@router.get("/health", response_model=Health, summary="Liveness")
+@router.head("/health", response_model=Health, summary="Liveness")
 async def health() -> Health:
     """The process answers. Touches no file."""
     return Health(status="ok")
 
 
-@router.api_route(
-    "/ready",
-    methods=["GET", "HEAD"],
-    response_model=Readiness,
-    responses={503: {"model": Readiness, "description": "A check failed; see `checks`"}},
-    summary="Readiness",
-)
+_READY = {
+    "response_model": Readiness,
+    "responses": {503: {"model": Readiness, "description": "A check failed; see `checks`"}},
+    "summary": "Readiness",
+}
+
+
+@router.get("/ready", **_READY)
+@router.head("/ready", **_READY)
 def ready(settings: SettingsDep, prediction_log: PredictionLogDep) -> JSONResponse:
     """The models directory is readable and the prediction log can be appended to (it is a
     regular file, not a symlink, no other process holds its lock, the disk is not full)."""

@@ -2,7 +2,7 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Response
 
 from app.api.deps import ServiceDep
 from app.api.openapi import MODEL_NOT_FOUND
@@ -11,20 +11,16 @@ from app.schemas import ModelDetail, ModelsResponse
 router = APIRouter(tags=["models"])
 
 
-@router.api_route(
-    "/models",
-    methods=["GET", "HEAD"],
-    response_model=ModelsResponse,
-    summary="List the available models",
-)
-async def list_models(service: ServiceDep) -> ModelsResponse:
+@router.get("/models", response_model=ModelsResponse, summary="List the available models")
+@router.head("/models", response_model=ModelsResponse, summary="List the available models")
+async def list_models(service: ServiceDep) -> Response:
     """Every `{name}_model.pkl` in MODELS_DIR, sorted by name, with its report metrics and
     the runtime that serves it (`onnx` when it has a matching ONNX twin, else `sklearn`).
 
     Files that cannot be served are listed too, with `status` and `reason`. Each file is
     loaded once per version, so a listing reads no model file in the steady state.
     """
-    return ModelsResponse(available_models=await service.summaries())
+    return Response(await service.listing_json(), media_type="application/json")
 
 
 @router.get(

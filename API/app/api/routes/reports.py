@@ -1,0 +1,192 @@
+"""Read-only views for the web page: confusion matrices, recent predictions, prediction counts."""
+
+import os
+import stat
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Request
+from fastapi.responses import Response
+from prometheus_client import Counter
+from prometheus_client.multiprocess import MultiProcessCollector
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.concurrency import run_in_threadpool
+
+from app.api.deps import SettingsDep
+from app.errors import PenguinAPIError
+from app.log_tail import read_tail
+from app.schemas import ErrorResponse
+from penguin_contract import confusion_matrix_filename
+
+router = APIRouter(tags=["reports"])
+
+MAX_PNG_BYTES = 4 * 1024 * 1024
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+MAX_RECENT = 100
+DEFAULT_RECENT = 20
+TAIL_BYTES = 256 * 1024
+_OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+
+
+class ConfusionMatrixNotFoundError(PenguinAPIError):
+    status_code = 404
+    code = "confusion_matrix_not_found"
+
+    def __init__(self, name: str) -> None:
+        super().__init__(
+            f"No confusion matrix for model {name!r}: the trainer saves one in the report "
+            "directory when it trains the model. GET /models lists the models."
+        )
+
+
+class PredictionResult(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    species_id: int
+    species_name: str
+    probabilities: dict[str, float] | None = None
+
+
+class LoggedPrediction(BaseModel):
+    """One line of predictions.log (fields added to the log later pass through)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    timestamp: str
+    request_id: str
+    model: str
+    runtime: str | None = None
+    input: dict[str, int | float]
+    result: PredictionResult
+    latency_ms: float | None = None
+    batch_index: int | None = None
+    batch_size: int | None = None
+
+
+class RecentPredictions(BaseModel):
+    predictions: list[LoggedPrediction] = Field(description="Newest first")
+    skipped: int = Field(description="Lines in the window read that were not predictions")
+    bytes_read: int = Field(description=f"Bytes of the log's end read (at most {TAIL_BYTES})")
+
+
+class SpeciesCount(BaseModel):
+    model: str
+    species: str
+    count: int
+
+
+class PredictionStats(BaseModel):
+    total: int
+    by_model: dict[str, int]
+    by_species: dict[str, int]
+    counts: list[SpeciesCount] = Field(description="One entry per (model, species) seen")
+
+
+_NOT_FOUND = {
+    404: {"model": ErrorResponse, "description": "No confusion matrix for this model (or name)"}
+}
+
+
+@router.get(
+    "/models/{name}/confusion-matrix",
+    response_class=Response,
+    responses={200: {"content": {"image/png": {}}, "description": "PNG"}, **_NOT_FOUND},
+    summary="A model's test-set confusion matrix",
+)
+def confusion_matrix(
+    name: Annotated[str, Path(examples=["randomforest"])], settings: SettingsDep
+) -> Response:
+    """The PNG the trainer saved for this model in the report directory (404 when absent)."""
+    try:
+        filename = confusion_matrix_filename(name)
+    except ValueError:
+        raise ConfusionMatrixNotFoundError(name) from None
+    png = _read_png(settings.report_path.parent / filename)
+    if png is None:
+        raise ConfusionMatrixNotFoundError(name)
+    return Response(png, media_type="image/png", headers={"Cache-Control": "no-cache"})
+
+
+def _read_png(path: os.PathLike) -> bytes | None:
+    """The file's bytes if it is a regular file (not a symlink), small, and a PNG; else None."""
+    try:
+        fd = os.open(path, _OPEN_FLAGS)
+    except OSError:  # absent, a symlink (ELOOP), unreadable
+        return None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_PNG_BYTES:
+            return None
+        data = os.pread(fd, MAX_PNG_BYTES + 1, 0)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    if len(data) > MAX_PNG_BYTES or not data.startswith(PNG_SIGNATURE):
+        return None
+    return data
+
+
+@router.get(
+    "/predictions/recent",
+    response_model=RecentPredictions,
+    response_model_exclude_unset=True,
+    summary="The latest predictions",
+)
+async def recent_predictions(
+    settings: SettingsDep,
+    limit: Annotated[int, Query(ge=1, le=MAX_RECENT)] = DEFAULT_RECENT,
+) -> dict[str, Any]:
+    """The last `limit` lines of predictions.log, newest first, from its last 256 KiB only."""
+    try:
+        tail = await run_in_threadpool(read_tail, settings.predictions_log_path, limit, TAIL_BYTES)
+    except OSError:
+        return {"predictions": [], "skipped": 0, "bytes_read": 0}
+    predictions, skipped = [], tail.skipped
+    for record in tail.records:
+        try:
+            predictions.append(LoggedPrediction.model_validate(record))
+        except ValidationError:
+            skipped += 1
+    return {"predictions": predictions, "skipped": skipped, "bytes_read": tail.bytes_read}
+
+
+@router.get(
+    "/predictions/stats",
+    response_model=PredictionStats,
+    summary="Predictions per model and species since the start",
+)
+async def prediction_stats(request: Request) -> dict[str, Any]:
+    """From the `penguin_predictions` counter of /metrics, summed over every worker."""
+    counts = _counts(request.app.state.service.predictions_counter)
+    by_model: dict[str, int] = {}
+    by_species: dict[str, int] = {}
+    for entry in counts:
+        by_model[entry.model] = by_model.get(entry.model, 0) + entry.count
+        by_species[entry.species] = by_species.get(entry.species, 0) + entry.count
+    return {
+        "total": sum(by_model.values()),
+        "by_model": by_model,
+        "by_species": by_species,
+        "counts": counts,
+    }
+
+
+def _counts(counter: Counter) -> list[SpeciesCount]:
+    """(model, species, count) from the counter: every worker's files in multiprocess mode."""
+    name = counter.describe()[0].name
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        families = MultiProcessCollector(None).collect()
+    else:
+        families = counter.collect()
+    totals: dict[tuple[str, str], float] = {}
+    for family in families:
+        if family.name != name:
+            continue
+        for sample in family.samples:
+            if sample.name == f"{name}_total":
+                key = (sample.labels["model"], sample.labels["species"])
+                totals[key] = totals.get(key, 0.0) + sample.value
+    return [
+        SpeciesCount(model=model, species=species, count=round(value))
+        for (model, species), value in sorted(totals.items())
+    ]

@@ -1,0 +1,160 @@
+"""uvicorn's httptools protocol with deadlines for slow clients and a cap on header size.
+
+uvicorn (0.54) bounds only the idle time between requests (``timeout_keep_alive``), and even
+that timer is cancelled by any byte received and re-armed only when a response completes.
+So a client that sends half its headers, or a body after its response, holds the connection
+forever, and httptools accepts headers of any size. This protocol keeps one deadline per
+connection, whatever phase the client is in:
+
+- headers: HEADER_TIMEOUT_S from the connection (first request) or from the request's first
+  byte (keep-alive). Past it: 408 and close (an idle new connection is simply closed).
+- body: BODY_TIMEOUT_S from the end of the headers. The app's body middleware answers 408
+  first when the app waits for the body; this timer closes connections whose body nobody
+  reads (the response was already sent).
+- idle: KEEP_ALIVE_S after a response once the request is complete, armed again whenever a
+  response completes and disarmed only by a new request, not by stray bytes.
+
+While a request is being answered no deadline applies: that is the app's time, not the
+client's. Only uvicorn's public protocol methods are overridden; each calls the original.
+"""
+
+import asyncio
+import json
+import logging
+from dataclasses import dataclass
+from enum import Enum
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from app.errors import RequestTimeoutError
+
+logger = logging.getLogger("uvicorn.error")
+
+
+@dataclass(frozen=True)
+class ConnectionLimits:
+    header_timeout_s: float
+    body_timeout_s: float
+    keep_alive_s: float
+    max_header_bytes: int
+
+
+class Phase(Enum):
+    NEW = "new"  # a new connection, no byte of a request yet
+    IDLE = "idle"  # between requests on a keep-alive connection
+    HEADERS = "headers"  # waiting for (the rest of) a request line and headers
+    BODY = "body"  # headers in, waiting for the rest of the body
+    COMPLETE = "complete"  # the whole request is in
+
+
+class HeadersTooLarge(Exception):
+    """Raised from a parser callback: httptools turns it into HttpParserCallbackError, and
+    uvicorn answers any parser error with 400 and closes the connection."""
+
+
+class BoundedHttpToolsProtocol(HttpToolsProtocol):
+    def __init__(self, *args, limits: ConnectionLimits, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.limits = limits
+        self.phase = Phase.NEW
+        self.header_bytes = 0
+        self.deadline: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm(self.limits.header_timeout_s)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        # A first request keeps the deadline armed when the connection was made.
+        if self.phase is not Phase.NEW:
+            self._arm(self.limits.header_timeout_s)
+        self.phase = Phase.HEADERS
+        self.header_bytes = 0
+
+    def on_url(self, url: bytes) -> None:
+        self._count_header_bytes(len(url))
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._count_header_bytes(len(name) + len(value))
+        super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        self.phase = Phase.BODY
+        self._arm(self.limits.body_timeout_s)
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        self.phase = Phase.COMPLETE
+        super().on_message_complete()
+        if self._answering():
+            self._disarm()
+        else:  # a body that arrived after its response: nobody else re-arms keep-alive
+            self._arm(self.limits.keep_alive_s)
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if self.phase is Phase.COMPLETE and not self.transport.is_closing():
+            self.phase = Phase.IDLE
+            self._arm(self.limits.keep_alive_s)
+
+    def handle_websocket_upgrade(self) -> None:
+        self._disarm()  # the connection now belongs to the websocket protocol
+        super().handle_websocket_upgrade()
+
+    def _count_header_bytes(self, size: int) -> None:
+        self.header_bytes += size
+        if self.header_bytes > self.limits.max_header_bytes:
+            logger.info("Request headers above %d bytes (MAX_HEADER_BYTES)", self.header_bytes)
+            raise HeadersTooLarge
+
+    def _answering(self) -> bool:
+        """True while the app is working on a request whose response is not complete."""
+        return self.cycle is not None and not self.cycle.response_complete
+
+    def _arm(self, delay_s: float) -> None:
+        self._disarm()
+        self.deadline = self.loop.call_later(delay_s, self._deadline_passed)
+
+    def _disarm(self) -> None:
+        if self.deadline is not None:
+            self.deadline.cancel()
+            self.deadline = None
+
+    def _deadline_passed(self) -> None:
+        self.deadline = None
+        if self.transport.is_closing():
+            return
+        if self._answering():
+            # A pipelined request, or a body the app is still reading (its middleware answers
+            # 408 itself): look again later rather than cut a response.
+            self._arm(self._current_timeout())
+            return
+        if self.phase is Phase.HEADERS:
+            logger.info("Closing a connection whose request headers took too long")
+            self.transport.write(_timeout_response(self.limits.header_timeout_s))
+        self.transport.close()
+
+    def _current_timeout(self) -> float:
+        if self.phase is Phase.HEADERS:
+            return self.limits.header_timeout_s
+        if self.phase is Phase.BODY:
+            return self.limits.body_timeout_s
+        return self.limits.keep_alive_s
+
+
+def _timeout_response(timeout_s: float) -> bytes:
+    error = RequestTimeoutError("headers", timeout_s, "HEADER_TIMEOUT_S")
+    body = json.dumps({"detail": error.message, "code": error.code}).encode()
+    head = (
+        "HTTP/1.1 408 Request Timeout\r\n"
+        "content-type: application/json\r\n"
+        f"content-length: {len(body)}\r\n"
+        "connection: close\r\n\r\n"
+    )
+    return head.encode("ascii") + body
