@@ -29,8 +29,16 @@ def free_port() -> int:
 class Server:
     """A server subprocess in its own process group, on 127.0.0.1:port."""
 
-    def __init__(self, label: str, command: list[str], env: dict[str, str], log_path: Path):
+    def __init__(
+        self,
+        label: str,
+        command: list[str],
+        env: dict[str, str],
+        log_path: Path,
+        cwd: Path = API_DIR,
+    ):
         self.label = label
+        self.cwd = cwd
         self.port = free_port()
         self.command = [part.format(port=self.port) for part in command]
         self.env = {**os.environ, **env, "API_HOST": "127.0.0.1", "API_PORT": str(self.port)}
@@ -45,7 +53,7 @@ class Server:
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
                 self.command,
-                cwd=API_DIR,
+                cwd=self.cwd,
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -77,13 +85,16 @@ class Server:
         raise RuntimeError(f"{self.label} did not start in {STARTUP_TIMEOUT_S} s")
 
 
-def api_server(workers: int, env: dict[str, str], log_path: Path) -> Server:
-    """The API through its production launcher (app.serve)."""
+def api_server(
+    label: str, workers: int, env: dict[str, str], log_path: Path, api_dir: Path = API_DIR
+) -> Server:
+    """The API through its production launcher (app.serve), run from ``api_dir``."""
     return Server(
-        f"API ({workers} worker{'s' if workers > 1 else ''})",
+        label,
         [sys.executable, "-m", "app.serve"],
         {**env, "API_WORKERS": str(workers)},
         log_path,
+        cwd=api_dir,
     )
 
 

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier
 from sklearn.model_selection import train_test_split
+from sklearn.neighbors import KNeighborsClassifier
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 from sklearn.tree import DecisionTreeClassifier
@@ -31,6 +32,8 @@ PRESCRIBED = {
         n_estimators=100, max_depth=5, learning_rate=0.1, random_state=42
     ),
 }
+# The notebook's "add a new model" example (section 10), with the same scaler.
+NOTEBOOK_KNN = {"knn": KNeighborsClassifier(n_neighbors=5)}
 
 
 def penguin_data() -> tuple[np.ndarray, np.ndarray]:
@@ -70,11 +73,6 @@ def median_seconds(call, repeats: int) -> float:
         call()
         timings.append(time.perf_counter() - start)
     return statistics.median(timings)
-
-
-def single_row_predict_cost(pipeline, row: np.ndarray, repeats: int = 500) -> float:
-    """Median seconds of one ``predict`` on one NumPy row, n_jobs=1."""
-    return median_seconds(lambda: pipeline.predict(row), repeats)
 
 
 def raw_rows_per_second(pipeline, rows: np.ndarray, repeats: int = 30) -> float:

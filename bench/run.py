@@ -1,6 +1,6 @@
-"""Benchmark: the API against its floor, its limit and the original design.
+"""Benchmark: the API against its two floors, with issue 10's and issue 12's targets.
 
-Run from the repository root: ``uv run python bench/run.py`` (about 8 minutes; needs ``wrk``).
+Run from the repository root: ``uv run python bench/run.py`` (about 6 minutes; needs ``wrk``).
 It prints markdown tables and PASS/FAIL per target, and saves them to bench/results/.
 See bench/README.md for what is measured and the committed results.
 """
@@ -21,6 +21,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 from harness import (
+    API_DIR,
     Job,
     Load,
     LoadResult,
@@ -30,27 +31,44 @@ from harness import (
     plain_uvicorn_server,
 )
 from models import (
+    NOTEBOOK_KNN,
     PRESCRIBED,
     extra_estimators,
     load_pipeline,
     penguin_data,
     raw_rows_per_second,
-    single_row_predict_cost,
     train,
 )
 
-from penguin_contract import FEATURES
+from penguin_contract import FEATURES, ONNX_INPUT_NAME
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 BATCH_ROWS = 1000
 MODELS_IN_BIG_DIR = 100
-TARGETED_MODELS = ("svm", "randomforest")
-BATCH_MODELS = ("randomforest", "svm")
+TARGETED_MODELS = tuple(PRESCRIBED)
 LATENCY_MODEL = "svm"
-# A list of objects ({"instances": [...]}) and the columnar body ({"columns": {...}}).
-BATCH_BODIES = ("batch", "columns")
-# --only: the groups of endpoints a partial run measures (a full run measures them all).
-ENDPOINT_GROUPS = ("classify", "batch", "models", "workers")
+GROUPS = ("classify", "batch", "models", "workers", "infer")
+# Issue 10 section 4 and issue 12 section 1.
+FLOOR_SHARE_TARGET = 0.6
+P99_OVER_P50_TARGET = 3.0
+BATCH_SHARE_TARGET = 1.0
+MODELS_LATENCY_RATIO_TARGET = 1.2
+WORKERS_SPEEDUP_TARGET = 1.7
+INFER_OVER_CLASSIFY_TARGET = 0.9
+PACKAGES = (
+    "fastapi",
+    "starlette",
+    "uvicorn",
+    "uvloop",
+    "httptools",
+    "pydantic",
+    "orjson",
+    "numpy",
+    "scikit-learn",
+    "onnxruntime",
+    "skl2onnx",
+    "prometheus-client",
+)
 
 
 @dataclass
@@ -66,6 +84,122 @@ class Workspace:
             "REPORT_PATH": str(self.root / f"report-{models}" / "model_metrics.pkl"),
             "RESULTS_DIR": str(results),
         }
+
+    def compose_like(self, env: dict[str, str]) -> dict[str, str]:
+        """``env`` plus what Compose gives the multi-worker API: metrics shared through files
+        in an empty directory, so /metrics sums every worker."""
+        metrics_dir = self.root / "prometheus-multiproc"
+        metrics_dir.mkdir()
+        return {**env, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
+
+
+def penguin_record(values: np.ndarray) -> dict:
+    return {
+        name: int(value) if name in ("island", "sex", "year") else float(value)
+        for name, value in zip(FEATURES, values, strict=True)
+    }
+
+
+def write_bodies(workspace: Workspace, X: np.ndarray) -> np.ndarray:
+    """Request bodies: the README's Adelie (first data row), as /classify's object and as one
+    [1, 7] FP64 tensor, and a 1000-row columnar batch. Returns the batch's rows."""
+    batch = batch_rows(X)
+    single = penguin_record(X[0])
+    tensor = {"name": ONNX_INPUT_NAME, "shape": [1, len(FEATURES)], "datatype": "FP64"}
+    bodies = {
+        "single": single,
+        "tensor": {"inputs": [{**tensor, "data": [float(single[name]) for name in FEATURES]}]},
+        "columns": {"columns": columns(batch)},
+    }
+    for name, body in bodies.items():
+        path = workspace.root / f"{name}.json"
+        path.write_text(json.dumps(body))
+        workspace.bodies[name] = path
+    return batch
+
+
+def batch_rows(X: np.ndarray) -> np.ndarray:
+    """BATCH_ROWS data rows drawn with a fixed seed."""
+    return X[np.random.default_rng(42).integers(0, len(X), BATCH_ROWS)]
+
+
+def columns(rows: np.ndarray) -> dict[str, list]:
+    records = [penguin_record(row) for row in rows]
+    return {name: [record[name] for record in records] for name in FEATURES}
+
+
+def check_endpoint(url: str, body_file: Path | None) -> None:
+    """One request before the load: the endpoint must answer 200 (wrk counts only >= 400)."""
+    if body_file is None:
+        response = httpx.get(url, timeout=30)
+    else:
+        headers = {"content-type": "application/json"}
+        response = httpx.post(url, content=body_file.read_bytes(), headers=headers, timeout=30)
+    if response.status_code != 200:
+        raise RuntimeError(f"{url} answered {response.status_code}: {response.text[:300]}")
+
+
+def has_v2(server: Server) -> bool:
+    """Whether the server speaks the Open Inference Protocol (its GET /v2 answers 200)."""
+    return httpx.get(server.url + "/v2", timeout=10).status_code == 200
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """What to measure: an endpoint of a server under a load, and the --only groups that
+    need it (a measurement one group's target compares with is in that group too)."""
+
+    key: str
+    server: str
+    path: str
+    body: str | None
+    groups: frozenset[str]
+    rows_per_request: int = 1
+
+
+def plan() -> list[Measurement]:
+    svm = f"/classify/{LATENCY_MODEL}"
+    items = [
+        Measurement("asgi-floor", "asgi", svm, "single", frozenset({"classify"})),
+        Measurement("floor", "floor", svm, "single", frozenset({"classify"})),
+    ]
+    items += [
+        Measurement(
+            f"api1-{name}",
+            "api1",
+            f"/classify/{name}",
+            "single",
+            frozenset({"classify", "workers", "infer"} if name == LATENCY_MODEL else {"classify"}),
+        )
+        for name in TARGETED_MODELS
+    ]
+    items += [
+        Measurement("api100-knn", "api100", "/classify/knn", "single", frozenset({"classify"})),
+        Measurement(
+            f"api1-infer-{LATENCY_MODEL}",
+            "api1",
+            f"/v2/models/{LATENCY_MODEL}/infer",
+            "tensor",
+            frozenset({"infer"}),
+        ),
+    ]
+    items += [
+        Measurement(
+            f"api1-batch-{name}",
+            "api1",
+            f"/classify/{name}/batch",
+            "columns",
+            frozenset({"batch"}),
+            BATCH_ROWS,
+        )
+        for name in TARGETED_MODELS
+    ]
+    items += [
+        Measurement("api1-models", "api1", "/models", None, frozenset({"models"})),
+        Measurement("api100-models", "api100", "/models", None, frozenset({"models"})),
+        Measurement("apiN-svm", "apiN", svm, "single", frozenset({"workers"})),
+    ]
+    return items
 
 
 @dataclass
@@ -83,156 +217,58 @@ class Row:
         return self.result.requests_per_s * self.rows_per_request
 
 
-def penguin_record(values: np.ndarray) -> dict:
-    return {
-        name: int(value) if name in ("island", "sex", "year") else float(value)
-        for name, value in zip(FEATURES, values, strict=True)
-    }
-
-
-def write_bodies(workspace: Workspace, X: np.ndarray) -> np.ndarray:
-    """Request bodies: the README's Adelie (first data row) and a 1000-row batch."""
-    batch = X[np.random.default_rng(42).integers(0, len(X), BATCH_ROWS)]
-    records = [penguin_record(row) for row in batch]
-    bodies = {
-        "single": penguin_record(X[0]),
-        "batch": {"instances": records},
-        "columns": {"columns": {name: [record[name] for record in records] for name in FEATURES}},
-    }
-    for name, body in bodies.items():
-        path = workspace.root / f"{name}.json"
-        path.write_text(json.dumps(body))
-        workspace.bodies[name] = path
-    return batch
-
-
-def check_endpoint(url: str, body_file: Path | None) -> None:
-    """One request before the load: the endpoint must answer 200 (wrk counts only >= 400)."""
-    if body_file is None:
-        response = httpx.get(url, timeout=30)
-    else:
-        headers = {"content-type": "application/json"}
-        response = httpx.post(url, content=body_file.read_bytes(), headers=headers, timeout=30)
-    if response.status_code != 200:
-        raise RuntimeError(f"{url} answered {response.status_code}: {response.text[:300]}")
-
-
-@dataclass(frozen=True)
-class Measurement:
-    """What to measure: an endpoint of a server under a load, keyed for the targets."""
-
-    key: str
-    server: Server
-    path: str
-    body: str | None
-    load: Load
-    rows_per_request: int = 1
-
-
 class Bench:
     def __init__(self, workspace: Workspace, args: argparse.Namespace) -> None:
         self.workspace = workspace
-        self.rounds = args.rounds
-        self.only = set(args.only or ENDPOINT_GROUPS)
-        self.many = Load(2, args.connections, args.duration)
-        self.one = Load(1, 1, args.duration)
+        self.args = args
+        self.load = Load(2, args.connections, args.duration)
         self.log_dir = RESULTS_DIR / "logs"
         self.log_dir.mkdir(parents=True, exist_ok=True)
 
-    def servers(self, workers: int) -> dict[str, Server]:
-        """Every server of the run; they are all up at once so the rounds can interleave."""
+    def server(self, key: str) -> Server:
+        """The servers of a run; those a plan needs are all up at once so rounds interleave."""
         three, hundred = self.workspace.env("models3"), self.workspace.env("models100")
-        big = api_server(1, hundred, self.log("api-100-models"))
-        big.label = f"API (1 worker), {MODELS_IN_BIG_DIR} models"
-        return {
-            "floor": plain_uvicorn_server("floor", "floor_app", three, self.log("floor")),
-            "original": plain_uvicorn_server(
-                "original design", "original_app", three, self.log("original")
-            ),
-            "api1": api_server(1, three, self.log("api-1-worker")),
-            "api100": big,
-            "apiN": api_server(
-                workers, self.compose_like(three), self.log(f"api-{workers}-workers")
-            ),
-        }
+        workers, api_dir = self.args.workers, self.args.api_dir
+        if key == "asgi":
+            return plain_uvicorn_server("ASGI floor", "asgi_floor_app", three, self.log(key))
+        if key == "floor":
+            return plain_uvicorn_server("FastAPI floor", "floor_app", three, self.log(key))
+        if key == "api1":
+            return api_server("API (1 worker)", 1, three, self.log(key), api_dir)
+        if key == "api100":
+            label = f"API (1 worker), {MODELS_IN_BIG_DIR} models"
+            return api_server(label, 1, hundred, self.log(key), api_dir)
+        compose_like = self.workspace.compose_like(three)
+        return api_server(f"API ({workers} workers)", workers, compose_like, self.log(key), api_dir)
 
-    def plan(self, servers: dict[str, Server]) -> list[Measurement]:
-        single, many, one = "single", self.many, self.one
-        plan = [Measurement("floor", servers["floor"], f"/classify/{LATENCY_MODEL}", single, many)]
-        plan += [
-            Measurement(f"original-{name}", servers["original"], f"/classify/{name}", single, many)
-            for name in TARGETED_MODELS
-        ]
-        for prefix in ("api1", "apiN"):
-            server = servers[prefix]
-            plan += [
-                Measurement(f"{prefix}-{name}", server, f"/classify/{name}", single, many)
-                for name in PRESCRIBED
-            ]
-            plan += [
-                Measurement(
-                    f"{prefix}-{body}-{name}",
-                    server,
-                    f"/classify/{name}/batch",
-                    body,
-                    many,
-                    BATCH_ROWS,
-                )
-                for name in BATCH_MODELS
-                for body in BATCH_BODIES
-            ]
-            plan.append(Measurement(f"{prefix}-models", server, "/models", None, many))
-            plan.append(
-                Measurement(f"{prefix}-one", server, f"/classify/{LATENCY_MODEL}", single, one)
-            )
-        plan.append(Measurement("api100-models", servers["api100"], "/models", None, many))
-        return [item for item in plan if endpoint_group(item) in self.only]
-
-    def measure(self, plan: list[Measurement]) -> dict[str, "Row"]:
+    def measure(self, items: list[Measurement], servers: dict[str, Server]) -> dict[str, Row]:
         jobs = []
-        for item in plan:
+        for item in items:
+            url = servers[item.server].url + item.path
             body_file = self.workspace.bodies[item.body] if item.body else None
-            check_endpoint(item.server.url + item.path, body_file)
-            jobs.append(Job(item.server.url + item.path, body_file, item.load))
-        results = measure_interleaved(jobs, self.rounds)
+            check_endpoint(url, body_file)
+            jobs.append(Job(url, body_file, self.load))
+        results = measure_interleaved(jobs, self.args.rounds)
         return {
             item.key: Row(
-                item.server.label,
+                servers[item.server].label,
                 endpoint_label(item),
-                item.load.connections,
+                self.load.connections,
                 result,
                 item.rows_per_request,
             )
-            for item, result in zip(plan, results, strict=True)
+            for item, result in zip(items, results, strict=True)
         }
-
-    def compose_like(self, env: dict[str, str]) -> dict[str, str]:
-        """``env`` plus what Compose gives the multi-worker API: metrics shared through files
-        in an empty directory, so /metrics sums every worker."""
-        metrics_dir = self.workspace.root / "prometheus-multiproc"
-        metrics_dir.mkdir()
-        return {**env, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
 
     def log(self, name: str) -> Path:
         return self.log_dir / f"{name}.log"
 
 
-def endpoint_group(item: Measurement) -> str:
-    """Which --only group a measurement belongs to."""
-    if item.key.endswith("-models"):
-        return "models"
-    if item.path.endswith("/batch"):
-        return "batch"
-    if item.key.startswith("apiN"):
-        return "workers"
-    return "classify"
-
-
 def endpoint_label(item: Measurement) -> str:
     if item.body is None:
         return f"GET {item.path}"
-    shape = "" if item.body == "single" else f" ({item.body} body)"
-    return f"POST {item.path}{shape}"
+    shape = {"single": "", "tensor": " ([1, 7] FP64)", "columns": f" ({BATCH_ROWS} rows, columns)"}
+    return f"POST {item.path}{shape[item.body]}"
 
 
 def format_row(row: Row) -> str:
@@ -256,96 +292,89 @@ def results_table(rows: list[Row]) -> list[str]:
 class Target:
     name: str
     measured: str
-    passed: bool
+    passed: bool | None  # None: information, no target
 
     def line(self) -> str:
-        return f"| {self.name} | {self.measured} | {'PASS' if self.passed else 'FAIL'} |"
+        verdict = {True: "PASS", False: "FAIL", None: "info"}[self.passed]
+        return f"| {self.name} | {self.measured} | {verdict} |"
 
 
-def limit_table(rows: dict[str, Row], costs: dict[str, float]) -> list[str]:
-    lines = [
-        "| model | predict cost ms (1 row, n_jobs=1) | limit req/s | API req/s | % of limit |",
-        "|---|--:|--:|--:|--:|",
-    ]
-    for name, cost in costs.items():
-        limit = single_row_limit(rows["floor"], cost)
-        achieved = rows[f"api1-{name}"].result.requests_per_s
-        lines.append(
-            f"| {name} | {cost * 1000:.3f} | {limit:,.0f} | {achieved:,.0f} "
-            f"| {100 * achieved / limit:.0f} % |"
-        )
-    return lines
-
-
-def limit_section(rows: dict[str, Row], costs: dict[str, float]) -> list[str]:
-    if not all(key in rows for key in ("floor", *(f"api1-{name}" for name in costs))):
-        return ["Not measured (--only)."]
-    return [
-        f"Floor: {rows['floor'].result.requests_per_s:,.0f} req/s. "
-        "Limit = 1 / (1 / floor + predict cost).",
-        "",
-        *limit_table(rows, costs),
-    ]
-
-
-def single_row_limit(floor: Row, predict_cost: float) -> float:
-    return 1 / (1 / floor.result.requests_per_s + predict_cost)
-
-
-def targets(rows: dict[str, Row], costs: dict[str, float], raw: dict[str, float]) -> list[Target]:
+def targets(rows: dict[str, Row], raw: dict[str, float], v2: bool | None) -> list[Target]:
     """Every target whose measurements are in ``rows`` (all of them in a full run)."""
 
     def rate(key: str) -> float:
         return rows[key].result.requests_per_s
 
-    def p50(key: str) -> float:
-        return rows[key].result.p50_ms
-
-    def measured(*keys: str) -> bool:
-        return all(key in rows for key in keys)
-
     found = []
+    if "floor" in rows and "asgi-floor" in rows:
+        share = rate("floor") / rate("asgi-floor")
+        found.append(Target("FastAPI floor / ASGI floor", f"{share:.0%}", None))
     for name in TARGETED_MODELS:
-        if measured("floor", f"api1-{name}"):
-            share = rate(f"api1-{name}") / single_row_limit(rows["floor"], costs[name])
-            found.append(
-                Target(f"{name} classify >= 75 % of its limit", f"{share:.0%}", share >= 0.75)
-            )
-    if measured("api1-randomforest", "original-randomforest"):
-        ratio = rate("api1-randomforest") / rate("original-randomforest")
-        found.append(Target("randomforest >= 5x the original design", f"{ratio:.1f}x", ratio >= 5))
-    for name in BATCH_MODELS:
-        if measured(f"api1-columns-{name}"):
-            share = rows[f"api1-columns-{name}"].rows_per_s / raw[name]
+        if {"floor", f"api1-{name}"} <= rows.keys():
+            found.append(single_row_target(name, rows[f"api1-{name}"], rate("floor")))
+    if {"floor", "api100-knn"} <= rows.keys():
+        share = rate("api100-knn") / rate("floor")
+        found.append(Target("knn classify (no target)", f"{share:.0%} of the floor", None))
+    for name in TARGETED_MODELS:
+        if f"api1-batch-{name}" in rows:
+            share = rows[f"api1-batch-{name}"].rows_per_s / raw[name]
             found.append(
                 Target(
-                    f"batch {name} (columnar body) >= 30 % of raw predict rows/s",
+                    f"batch {name} ({BATCH_ROWS} rows) >= 100 % of pipeline.predict rows/s",
                     f"{share:.0%}",
-                    share >= 0.3,
+                    share >= BATCH_SHARE_TARGET,
                 )
             )
-    if measured("api100-models", "api1-models"):
-        ratio = p50("api100-models") / p50("api1-models")
-        found.append(
-            Target("GET /models p50: 100 models <= 2x 3 models", f"{ratio:.2f}x", ratio <= 2)
-        )
-    if measured("apiN-one", "api1-one"):
-        ratio = p50("apiN-one") / p50("api1-one")
-        found.append(
-            Target("N workers: p50 at 1 connection <= 1.5x 1 worker", f"{ratio:.2f}x", ratio <= 1.5)
-        )
-    if measured(f"apiN-{LATENCY_MODEL}", f"api1-{LATENCY_MODEL}"):
-        ratio = rate(f"apiN-{LATENCY_MODEL}") / rate(f"api1-{LATENCY_MODEL}")
+    if {"api100-models", "api1-models"} <= rows.keys():
+        ratio = rows["api100-models"].result.p50_ms / rows["api1-models"].result.p50_ms
         found.append(
             Target(
-                f"N workers: {LATENCY_MODEL} req/s at 16 connections >= 1 worker",
+                f"GET /models p50: {MODELS_IN_BIG_DIR} models <= 1.2x 3 models",
                 f"{ratio:.2f}x",
-                ratio >= 1,
+                ratio <= MODELS_LATENCY_RATIO_TARGET,
             )
         )
+    if {"apiN-svm", f"api1-{LATENCY_MODEL}"} <= rows.keys():
+        ratio = rate("apiN-svm") / rate(f"api1-{LATENCY_MODEL}")
+        found.append(
+            Target(
+                f"2 workers: {LATENCY_MODEL} req/s >= 1.7x 1 worker",
+                f"{ratio:.2f}x",
+                ratio >= WORKERS_SPEEDUP_TARGET,
+            )
+        )
+    infer_key = f"api1-infer-{LATENCY_MODEL}"
+    infer_name = f"v2 infer {LATENCY_MODEL} req/s >= 0.9x /classify"
+    if v2 is False:
+        found.append(Target(infer_name, "not available (GET /v2 is not 200)", None))
+    elif {infer_key, f"api1-{LATENCY_MODEL}"} <= rows.keys():
+        ratio = rate(infer_key) / rate(f"api1-{LATENCY_MODEL}")
+        found.append(Target(infer_name, f"{ratio:.2f}x", ratio >= INFER_OVER_CLASSIFY_TARGET))
     errors = sum(row.result.errors for key, row in rows.items() if key.startswith("api"))
-    found.append(Target("0 errors (API)", str(errors), errors == 0))
+    found.append(Target("0 errors (API, every row)", str(errors), errors == 0))
     return found
+
+
+def single_row_target(name: str, row: Row, floor_rate: float) -> Target:
+    result = row.result
+    share = result.requests_per_s / floor_rate
+    spread = result.p99_ms / result.p50_ms
+    passed = share >= FLOOR_SHARE_TARGET and result.errors == 0 and spread <= P99_OVER_P50_TARGET
+    return Target(
+        f"{name} classify >= 60 % of the FastAPI floor, 0 errors, p99 <= 3x p50",
+        f"{share:.0%}, {result.errors} errors, p99 {spread:.1f}x p50",
+        passed,
+    )
+
+
+def load_average() -> str:
+    return " ".join(f"{value:.2f}" for value in os.getloadavg())
+
+
+def git_commit(directory: Path) -> str:
+    """The last commit that changed ``directory``."""
+    command = ["git", "-C", str(directory), "log", "-1", "--format=%h %s", "--", "."]
+    return subprocess.run(command, capture_output=True, text=True).stdout.strip()
 
 
 def environment(args: argparse.Namespace) -> list[str]:
@@ -356,78 +385,90 @@ def environment(args: argparse.Namespace) -> list[str]:
     )
     wrk_banner = subprocess.run(["wrk", "--version"], capture_output=True, text=True).stdout
     wrk = wrk_banner.split("\n")[0].split(" Copyright")[0]
-    packages = ["fastapi", "uvicorn", "uvloop", "httptools", "pydantic", "scikit-learn", "numpy"]
     return [
         f"- Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
         f"- Machine: {cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}",
         f"- Python {platform.python_version()}; "
-        + ", ".join(f"{name} {version(name)}" for name in packages),
-        f"- Load generator: {wrk.strip()}, -t2 -c{args.connections} (and -t1 -c1), "
-        f"{args.duration} s per round, median of {args.rounds} rounds after a 1 s warm-up",
-        f"- Load average at start: {' '.join(f'{v:.2f}' for v in os.getloadavg())}",
+        + ", ".join(f"{name} {version(name)}" for name in PACKAGES),
+        f"- API code: {args.api_dir}, last changed in {git_commit(args.api_dir)}",
+        f"- Load generator: {wrk.strip()}, -t2 -c{args.connections}, {args.duration} s per "
+        f"round, median of {args.rounds} interleaved rounds after a 1 s warm-up",
+        f"- Load average at start: {load_average()}",
     ]
+
+
+def train_models(workspace: Workspace, servers: set[str]) -> None:
+    print("Training models with ModelTrainer...", flush=True)
+    train_dirs = {"models3": PRESCRIBED}
+    if "api100" in servers:
+        extra = extra_estimators(MODELS_IN_BIG_DIR - len(PRESCRIBED) - len(NOTEBOOK_KNN))
+        train_dirs["models100"] = {**PRESCRIBED, **NOTEBOOK_KNN, **extra}
+    for models, estimators in train_dirs.items():
+        env = workspace.env(models)
+        train(Path(env["MODELS_DIR"]), Path(env["REPORT_PATH"]), estimators)
+
+
+def raw_predict_rates(workspace: Workspace, batch: np.ndarray) -> dict[str, float]:
+    """In-process ``pipeline.predict`` rows/s on the batch's rows (joblib, n_jobs=1)."""
+    models_dir = workspace.root / "models3"
+    return {
+        name: raw_rows_per_second(load_pipeline(models_dir, name), batch)
+        for name in TARGETED_MODELS
+    }
 
 
 def run(args: argparse.Namespace) -> str:
     header = environment(args)
+    items = [item for item in plan() if item.groups & set(args.only)]
     with tempfile.TemporaryDirectory(prefix="penguin-bench-") as root:
         workspace = Workspace(Path(root))
-        print("Training models with ModelTrainer...", flush=True)
-        for models, estimators in (
-            ("models3", PRESCRIBED),
-            ("models100", {**PRESCRIBED, **extra_estimators(MODELS_IN_BIG_DIR - len(PRESCRIBED))}),
-        ):
-            env = workspace.env(models)
-            train(Path(env["MODELS_DIR"]), Path(env["REPORT_PATH"]), estimators)
+        train_models(workspace, {item.server for item in items})
         X, _ = penguin_data()
         batch = write_bodies(workspace, X)
-        models_dir = workspace.root / "models3"
-        pipelines = {name: load_pipeline(models_dir, name) for name in PRESCRIBED}
-        costs = {name: single_row_predict_cost(p, X[:1]) for name, p in pipelines.items()}
-        raw_rows = {name: raw_rows_per_second(pipelines[name], batch) for name in BATCH_MODELS}
-
+        raw = raw_predict_rates(workspace, batch) if "batch" in args.only else {}
         bench = Bench(workspace, args)
         with contextlib.ExitStack() as stack:
             servers = {
-                key: stack.enter_context(server)
-                for key, server in bench.servers(args.workers).items()
+                key: stack.enter_context(bench.server(key))
+                for key in dict.fromkeys(item.server for item in items)
             }
+            v2 = has_v2(servers["api1"]) if "api1" in servers else None
+            if not v2:
+                items = [item for item in items if not item.path.startswith("/v2/")]
             print("Servers up; measuring (rounds interleaved over every endpoint)...", flush=True)
-            rows = bench.measure(bench.plan(servers))
+            rows = bench.measure(items, servers)
+    return "\n".join(
+        [
+            *header,
+            f"- Load average at end: {load_average()}",
+            "",
+            "## Throughput and latency",
+            "",
+            *results_table(list(rows.values())),
+            "",
+            *batch_section(rows, raw),
+            "## Targets",
+            "",
+            "| target | measured | result |",
+            "|---|--:|---|",
+            *(target.line() for target in targets(rows, raw, v2)),
+        ]
+    )
 
-    def batch_line(name: str, body: str) -> str:
-        if f"api1-{body}-{name}" not in rows:
-            return f"| {name} | {body} | {raw_rows[name]:,.0f} | not measured (--only) | |"
-        share = rows[f"api1-{body}-{name}"].rows_per_s / raw_rows[name]
-        api_rows = rows[f"api1-{body}-{name}"].rows_per_s
-        return f"| {name} | {body} | {raw_rows[name]:,.0f} | {api_rows:,.0f} | {share:.0%} |"
 
-    batch_lines = [batch_line(name, body) for name in BATCH_MODELS for body in BATCH_BODIES]
+def batch_section(rows: dict[str, Row], raw: dict[str, float]) -> list[str]:
+    if not raw:
+        return []
     lines = [
-        *header,
-        f"- Load average at end: {' '.join(f'{v:.2f}' for v in os.getloadavg())}",
+        f"## Batch against in-process pipeline.predict (same {BATCH_ROWS} rows, n_jobs=1)",
         "",
-        "## Throughput and latency",
-        "",
-        *results_table(list(rows.values())),
-        "",
-        "## Single-row classify against its limit (1 worker)",
-        "",
-        *limit_section(rows, costs),
-        "",
-        "## Batch against raw pipeline.predict (same 1000 rows, in process)",
-        "",
-        "| model | body | raw predict rows/s | API batch rows/s (1 worker) | share |",
-        "|---|---|--:|--:|--:|",
-        *batch_lines,
-        "",
-        "## Targets",
-        "",
-        "| target | measured | result |",
-        "|---|--:|---|",
-        *(target.line() for target in targets(rows, costs, raw_rows)),
+        "| model | pipeline.predict rows/s | API batch rows/s (1 worker) | share |",
+        "|---|--:|--:|--:|",
     ]
-    return "\n".join(lines)
+    for name, raw_rate in raw.items():
+        api = rows[f"api1-batch-{name}"].rows_per_s
+        lines.append(f"| {name} | {raw_rate:,.0f} | {api:,.0f} | {api / raw_rate:.0%} |")
+    return [*lines, ""]
 
 
 def parse_args() -> argparse.Namespace:
@@ -439,8 +480,15 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--only",
         nargs="+",
-        choices=ENDPOINT_GROUPS,
+        choices=GROUPS,
+        default=list(GROUPS),
         help="measure only these groups of endpoints (to iterate fast); default: all",
+    )
+    parser.add_argument(
+        "--api-dir",
+        type=Path,
+        default=API_DIR,
+        help="the API/ directory to serve (another worktree's, e.g. a branch with /v2)",
     )
     return parser.parse_args()
 
