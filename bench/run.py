@@ -390,7 +390,7 @@ def environment(args: argparse.Namespace) -> list[str]:
         f"- Machine: {cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}",
         f"- Python {platform.python_version()}; "
         + ", ".join(f"{name} {version(name)}" for name in PACKAGES),
-        f"- API code: {args.api_dir}, last changed in {git_commit(args.api_dir)}",
+        f"- API code: {args.api_dir.name}/, last changed in {git_commit(args.api_dir)}",
         f"- Load generator: {wrk.strip()}, -t2 -c{args.connections}, {args.duration} s per "
         f"round, median of {args.rounds} interleaved rounds after a 1 s warm-up",
         f"- Load average at start: {load_average()}",
