@@ -425,3 +425,25 @@ def test_explicit_directories_win_over_the_environment(tmp_path, monkeypatch):
 
     assert trainer.models_dir == tmp_path / "models"
     assert not (tmp_path / "env-models").exists()
+
+
+def test_the_row_keeps_the_per_class_report_of_the_test_split(tmp_path, split):
+    from sklearn.metrics import precision_recall_fscore_support
+
+    trainer = ModelTrainer(models_dir=tmp_path / "m", report_path=tmp_path / "r" / "report.pkl")
+    X_test, y_test = split[1], split[3]
+    result = trainer.train_and_save("tree", DecisionTreeClassifier(max_depth=2), *split)
+
+    per_class = json.loads(result["per_class"])
+    y_pred = joblib.load(result["model_path"]).predict(X_test)
+    precision, recall, f1, support = precision_recall_fscore_support(
+        y_test, y_pred, labels=list(SPECIES), zero_division=0
+    )
+    assert list(per_class) == list(SPECIES.values())
+    for index, name in enumerate(SPECIES.values()):
+        assert per_class[name] == {
+            "precision": precision[index],
+            "recall": recall[index],
+            "f1": f1[index],
+            "support": support[index],
+        }

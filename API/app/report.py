@@ -23,7 +23,7 @@ from typing import Any
 import pandas as pd
 
 from app.models.files import FileKey, read_regular_file
-from penguin_contract import METRIC_COLUMNS, report_json_path
+from penguin_contract import METRIC_COLUMNS, SPECIES, report_json_path
 
 logger = logging.getLogger(__name__)
 MAX_REPORT_BYTES = 16 * 1024 * 1024
@@ -123,6 +123,7 @@ def parse_records(records: Any) -> tuple[ReportRow, ...]:
             "feature_names": _list_of(record.get("feature_names"), str),
             "onnx": record.get("onnx") if isinstance(record.get("onnx"), bool) else None,
             "onnx_reason": _text(record.get("onnx_reason")),
+            "per_class": _per_class(record.get("per_class")),
         }
         rows.append(ReportRow(record["model"], metrics, metadata))
     return tuple(rows)
@@ -150,6 +151,27 @@ def _list_of(value: Any, kind: type) -> list | None:
         except (TypeError, ValueError):
             return None
     return items
+
+
+def _per_class(value: Any) -> dict[str, dict[str, float]] | None:
+    """{species name: {precision, recall, f1, support}}, every number valid, or None."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return None
+    if not isinstance(value, dict) or not set(value) <= set(SPECIES.values()):
+        return None
+    report = {}
+    for species, scores in value.items():
+        if not isinstance(scores, dict):
+            return None
+        checked = {key: _metric(scores.get(key)) for key in ("precision", "recall", "f1")}
+        support = scores.get("support")
+        if None in checked.values() or isinstance(support, bool) or not isinstance(support, int):
+            return None
+        report[species] = {**checked, "support": support}
+    return report
 
 
 def _params(value: Any) -> dict[str, Any] | None:

@@ -288,6 +288,13 @@ class ModelsResponse(BaseModel):
     available_models: list[ModelSummary]
 
 
+class ClassScores(BaseModel):
+    precision: float = Field(ge=0, le=1)
+    recall: float = Field(ge=0, le=1)
+    f1: float = Field(ge=0, le=1)
+    support: int = Field(ge=0, description="Test-set birds of this species")
+
+
 class ModelDetail(ModelSummary):
     sha256: str = Field(description="SHA-256 of the served pickle file")
     file_size: int | None = Field(description="Bytes of the pickle file")
@@ -298,6 +305,11 @@ class ModelDetail(ModelSummary):
     feature_names: list[str] | None = None
     onnx: bool | None = Field(None, description="The trainer wrote an ONNX twin")
     onnx_reason: str | None = Field(None, description="Why the trainer wrote no ONNX twin")
+    per_class: dict[str, ClassScores] | None = Field(
+        None,
+        description="Test-set precision, recall, f1 and support of each species, by name",
+        examples=[{"Adelie": {"precision": 1.0, "recall": 0.97, "f1": 0.98, "support": 29}}],
+    )
     report_matches_file: bool = Field(
         description="A report row has this file's sha256 (metrics and metadata describe it)"
     )

@@ -29,6 +29,17 @@ from app.schemas import ModelDetail, ModelsResponse, ModelSummary
 from penguin_contract import RESERVED_MODEL_NAMES, SPECIES, normalize_model_name
 
 BEST_ALIAS = "best"
+# Report metadata shown by GET /models/{name} (trained_at is in every summary).
+DETAIL_METADATA = (
+    "sklearn_version",
+    "estimator",
+    "params",
+    "classes",
+    "feature_names",
+    "onnx",
+    "onnx_reason",
+    "per_class",
+)
 assert BEST_ALIAS in RESERVED_MODEL_NAMES
 
 
@@ -220,5 +231,4 @@ class PredictionService:
 def _metadata(row: ReportRow | None) -> dict:
     if row is None:
         return {}
-    keys = ("sklearn_version", "estimator", "params", "classes", "feature_names", "onnx")
-    return {key: row.metadata.get(key) for key in (*keys, "onnx_reason")}
+    return {key: row.metadata.get(key) for key in DETAIL_METADATA}

@@ -131,6 +131,7 @@ METADATA_COLUMNS: tuple[str, ...] = (
     "params",  # JSON string of the final step's get_params()
     "onnx",  # bool: an ONNX twin that agrees with the pipeline was written
     "onnx_reason",  # why there is no ONNX twin (None when onnx is True)
+    "per_class",  # JSON: {species name: {precision, recall, f1, support}} on the test split
 )
 REPORT_COLUMNS: tuple[str, ...] = ("model", *METRIC_COLUMNS, *METADATA_COLUMNS)
 

@@ -77,3 +77,16 @@ def test_rows_of_unexpected_types_are_skipped():
 
     assert [row.model for row in rows] == ["ok"]
     assert rows[0].metadata["classes"] is None and rows[0].metadata["onnx"] is None
+
+
+def test_the_per_class_report_is_described_and_invalid_ones_are_dropped(client, model_store):
+    described = client.get("/models/svm").json()["per_class"]
+    assert set(described) == {"Adelie", "Chinstrap", "Gentoo"}
+    assert all(0 <= scores["f1"] <= 1 and scores["support"] > 0 for scores in described.values())
+
+    rows = model_store.report_rows()
+    for row in rows:
+        row["per_class"] = '{"Adelie": {"precision": 2.0, "recall": 1, "f1": 1, "support": 3}}'
+    model_store.write_report_rows(rows)
+
+    assert client.get("/models/svm").json()["per_class"] is None

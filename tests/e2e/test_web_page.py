@@ -121,6 +121,13 @@ def test_the_table_sorts_with_the_keyboard_and_shows_confusion_matrices(
         image = row.locator("img")
         expect(image).to_be_visible()
         expect(row).to_contain_text("1 Adelie, 2 Chinstrap, 3 Gentoo")
+        per_class = row.locator("table.per-class")
+        expect(per_class.locator("caption")).to_have_text("Informe por clase (conjunto de prueba)")
+        expected = web_page.described_model(api.base_url, "svm")["per_class"]
+        for species, scores in expected.items():
+            expect(per_class.locator("tr", has_text=species)).to_contain_text(
+                str(scores["support"])
+            )
         assert image.evaluate("img => img.complete && img.naturalWidth > 0")
         expect(page.locator("tbody.is-best .badge-best")).to_have_count(1)
     watch.assert_clean()

@@ -59,6 +59,10 @@ def listed_model(base_url: str, name: str) -> dict:
     return next(model for model in listing if model["name"] == name)
 
 
+def described_model(base_url: str, name: str) -> dict:
+    return httpx.get(f"{base_url}/models/{name}", timeout=30).json()
+
+
 def listed_model_when(base_url: str, name: str, condition, timeout_s: float = 10) -> dict:
     """The API's listing entry of ``name`` once ``condition`` holds for it (bounded wait)."""
     deadline = time.monotonic() + timeout_s

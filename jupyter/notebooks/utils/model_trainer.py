@@ -124,7 +124,12 @@ class ModelTrainer:
         pickle_bytes = pickled(pipeline)
         twin = export_onnx_twin(pipeline, pickle_bytes, X_train, X_test)
         model_path, onnx_path = self._save_model_files(name, pickle_bytes, twin)
-        row = {"model": name, **metrics, **metadata(pipeline, pickle_bytes, twin)}
+        row = {
+            "model": name,
+            **metrics,
+            **metadata(pipeline, pickle_bytes, twin),
+            "per_class": json.dumps(per_class_report(y_test, y_pred)),
+        }
         self._upsert_report_row(row)
         print(saved_message(model_path, twin, self.report_path))
         return {
@@ -283,6 +288,27 @@ def show_in_notebook(png: bytes) -> None:
     shell = get_ipython()
     if shell is not None and hasattr(shell, "kernel"):
         display(Image(data=png, format="png"))
+
+
+def per_class_report(y_test, y_pred) -> dict[str, dict[str, float]]:
+    """Test-set precision, recall, F1 and support of each species, by species name."""
+    report = classification_report(
+        y_test,
+        y_pred,
+        labels=SPECIES_CODES,
+        target_names=SPECIES_NAMES,
+        zero_division=0,
+        output_dict=True,
+    )
+    return {
+        name: {
+            "precision": float(report[name]["precision"]),
+            "recall": float(report[name]["recall"]),
+            "f1": float(report[name]["f1-score"]),
+            "support": int(report[name]["support"]),
+        }
+        for name in SPECIES_NAMES
+    }
 
 
 def metadata(pipeline: Pipeline, pickle_bytes: bytes, twin: OnnxTwin) -> dict[str, Any]:

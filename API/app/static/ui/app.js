@@ -504,7 +504,21 @@
     }
     add("SHA-256", detail.sha256);
     add("Tamaño", has("file_size") ? `${detail.file_size.toLocaleString("es-ES")} bytes` : null);
-    return list;
+    return has("per_class") ? el("div", {}, perClassTable(detail.per_class), list) : list;
+  }
+
+  // The trainer's per-class report on the test split (classification_report).
+  function perClassTable(perClass) {
+    const cell = (tag, text) => el(tag, { text });
+    const score = (value) => value.toLocaleString("es-ES", { maximumFractionDigits: 3 });
+    const head = el("tr", {}, ...["Especie", "Precisión", "Recall", "F1", "Casos"].map((t) => cell("th", t)));
+    const body = Object.entries(perClass).map(([species, s]) =>
+      el("tr", {}, cell("th", species), cell("td", score(s.precision)), cell("td", score(s.recall)),
+        cell("td", score(s.f1)), cell("td", String(s.support))),
+    );
+    return el("table", { className: "per-class" },
+      el("caption", { text: "Informe por clase (conjunto de prueba)" }),
+      el("thead", {}, head), el("tbody", {}, ...body));
   }
 
   // ---- Predicciones -------------------------------------------------------------------------
