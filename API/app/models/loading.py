@@ -21,7 +21,7 @@ import onnxruntime
 from sklearn.exceptions import InconsistentVersionWarning
 from sklearn.pipeline import Pipeline
 
-from app.models.files import ModelEntry, ModelFiles
+from app.models.files import FileChangedError, ModelEntry, ModelFiles
 from app.models.runtimes import OnnxRuntime, Runtime, SklearnRuntime, session_options
 from penguin_contract import FEATURES, FIELDS, ONNX_INPUT_NAME, ONNX_LABEL_OUTPUT, SPECIES
 
@@ -73,11 +73,14 @@ class ModelLoader:
         self._probe = probe_rows()
 
     def load(self, entry: ModelEntry) -> ServedModel:
-        """Never raises for a bad file: a broken model is a ServedModel with a reason."""
+        """Never raises for a bad file: a broken model is a ServedModel with a reason.
+        FileChangedError: the pickle is no longer the file that was listed."""
         if entry.pkl is None:
             return self._broken(entry, "", "error", entry.problem or "it is not a model file")
         try:
             pickle_bytes = self.files.read(self.files.pkl_path(entry.name), entry.pkl)
+        except FileChangedError:
+            raise  # replaced since it was listed: the registry looks again
         except OSError as error:
             reason = f"the file cannot be read ({error.strerror or error})"
             return self._broken(entry, "", "error", reason)

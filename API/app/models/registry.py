@@ -10,9 +10,11 @@ import threading
 from pathlib import Path
 
 from app.errors import ModelNotFoundError
-from app.models.files import ModelEntry, ModelFiles
+from app.models.files import FileChangedError, ModelEntry, ModelFiles
 from app.models.loading import ModelLoader, ServedModel
 from app.models.watch import DirectoryWatch
+
+_LOAD_ATTEMPTS = 3
 
 
 class ModelRegistry:
@@ -61,15 +63,22 @@ class ModelRegistry:
         if model is not None:
             return model
         with self._lock_for(name):
-            entry = self.entries().get(name)
-            if entry is None:
-                raise ModelNotFoundError(name)
-            model = self._loaded.get(name)
-            if model is None or model.entry != entry:
-                model = self.loader.load(entry)
+            for _ in range(_LOAD_ATTEMPTS):
+                entry = self.entries().get(name)
+                if entry is None:
+                    raise ModelNotFoundError(name)
+                model = self._loaded.get(name)
+                if model is not None and model.entry == entry:
+                    return model
+                try:
+                    model = self.loader.load(entry)
+                except FileChangedError:  # replaced while loading: its event is queued
+                    continue
                 self._loaded[name] = model
                 self._version += 1
-            return model
+                return model
+            reason = "the file kept changing while it was being loaded"
+            return ServedModel(name, entry, "", "error", reason=reason)
 
     def all_loaded(self) -> list[ServedModel] | None:
         """Every current model, by name, if all are loaded already; else None."""
