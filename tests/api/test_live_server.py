@@ -70,7 +70,8 @@ def test_retraining_under_load_gives_no_5xx_and_serves_the_new_model(
 
     new_sha = _report_sha(model_store, "svm")
     assert new_sha != original_sha
-    assert outcomes and all(0 < outcome.status < 500 for outcome in outcomes)
+    failed = [outcome for outcome in outcomes if not 0 < outcome.status < 500]
+    assert outcomes and not failed, failed[:5]
     assert served["sha256"] == new_sha
     assert served["params"]["C"] == 4.0
     assert after.status_code == 200
