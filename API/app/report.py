@@ -47,6 +47,8 @@ class ReportRow:
 
 
 EMPTY_METRICS: dict[str, float | None] = dict.fromkeys(METRIC_COLUMNS)
+# (model name, sha256 of its file) -> the last row describing that file.
+ReportRows = dict[tuple[str, str], ReportRow]
 
 
 class MetricsReport:
@@ -58,11 +60,9 @@ class MetricsReport:
         self._source: tuple[Path, FileKey] | None = None
         self._by_file: dict[tuple[str, str], ReportRow] = {}
 
-    def row_for(self, name: str, sha256: str) -> ReportRow | None:
-        """The last row of ``name`` that describes the file with this sha256, or None."""
-        return self._rows_by_file().get((name, sha256))
-
-    def _rows_by_file(self) -> dict[tuple[str, str], ReportRow]:
+    def rows_by_file(self) -> ReportRows:
+        """The rows by file, read again if the report changed. One stat of the report per
+        call: take it once per request, not once per model."""
         source = self.source()
         if source == self._source:
             return self._by_file

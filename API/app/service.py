@@ -24,7 +24,7 @@ from app.models.loading import ServedModel
 from app.models.registry import ModelRegistry
 from app.models.runtimes import RuntimeName
 from app.prediction_log import PredictionLog, utc_timestamp
-from app.report import EMPTY_METRICS, MetricsReport, ReportRow
+from app.report import EMPTY_METRICS, MetricsReport, ReportRow, ReportRows
 from app.schemas import ModelDetail, ModelsResponse, ModelSummary
 from penguin_contract import RESERVED_MODEL_NAMES, SPECIES, normalize_model_name
 
@@ -118,8 +118,9 @@ class PredictionService:
     async def summaries(self) -> list[ModelSummary]:
         """Every model file by name, with its status, runtime and report metrics."""
         models = await self._current_models()
-        best = self._best_of(models)
-        return [self._summary(model, best) for model in models]
+        rows = self.report.rows_by_file()
+        best = self._best_of(models, rows)
+        return [self._summary(model, best, rows) for model in models]
 
     async def describe(self, requested: str) -> ModelDetail:
         if requested.strip().lower() == BEST_ALIAS:
@@ -130,10 +131,11 @@ class PredictionService:
             except ValueError:
                 raise ModelNotFoundError(requested) from None
             model = self.registry.loaded(name) or await run_in_threadpool(self.registry.get, name)
-        best = self._best_of(await self._current_models())
-        row = self.report.row_for(model.name, model.sha256)
+        rows = self.report.rows_by_file()
+        best = self._best_of(await self._current_models(), rows)
+        row = rows.get((model.name, model.sha256))
         return ModelDetail(
-            **self._summary(model, best).model_dump(),
+            **self._summary(model, best, rows).model_dump(),
             **_metadata(row),
             sha256=model.sha256,
             file_size=model.entry.pkl.size if model.entry.pkl else None,
@@ -188,23 +190,25 @@ class PredictionService:
         return loaded if loaded is not None else await run_in_threadpool(self.registry.load_all)
 
     async def _best_model(self) -> ServedModel:
-        best = self._best_of(await self._current_models())
+        best = self._best_of(await self._current_models(), self.report.rows_by_file())
         if best is None:
             raise NoBestModelError()
         return best
 
-    def _best_of(self, models: list[ServedModel]) -> ServedModel | None:
+    @staticmethod
+    def _best_of(models: list[ServedModel], rows: ReportRows) -> ServedModel | None:
         """The usable model with the highest test_f1 in a report row that describes its
         file; ties go to the first name."""
         scored = []
         for model in models:
-            row = self.report.row_for(model.name, model.sha256)
+            row = rows.get((model.name, model.sha256))
             if model.usable and row is not None and row.test_f1 is not None:
                 scored.append((-row.test_f1, model.name, model))
         return min(scored, key=lambda item: item[:2])[2] if scored else None
 
-    def _summary(self, model: ServedModel, best: ServedModel | None) -> ModelSummary:
-        row = self.report.row_for(model.name, model.sha256)
+    @staticmethod
+    def _summary(model: ServedModel, best: ServedModel | None, rows: ReportRows) -> ModelSummary:
+        row = rows.get((model.name, model.sha256))
         runtime_reason = model.runtime_reason
         if runtime_reason and row is not None and row.metadata.get("onnx_reason"):
             runtime_reason = f"{runtime_reason}: {row.metadata['onnx_reason']}"

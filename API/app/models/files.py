@@ -117,11 +117,14 @@ class ModelFiles:
         return FileKey.of(status), None
 
 
-def read_regular_file(path: Path, max_bytes: int, expected: FileKey | None = None) -> bytes:
+def read_regular_file(
+    path: Path, max_bytes: int, expected: FileKey | None = None, follow_symlinks: bool = True
+) -> bytes:
     """The bytes of the regular file at ``path``, at most ``max_bytes`` of them, never
     blocking on a FIFO or reading an endless device. ``expected``: the identity it must have.
-    Raises OSError (FileChangedError for a file that is not the expected regular file)."""
-    fd = os.open(path, _READ_FLAGS)
+    Raises OSError (FileChangedError for a file that is not the expected regular file; ELOOP
+    for a symlink when ``follow_symlinks`` is false)."""
+    fd = os.open(path, _READ_FLAGS if follow_symlinks else _READ_FLAGS | os.O_NOFOLLOW)
     try:
         status = os.fstat(fd)
         if not stat.S_ISREG(status.st_mode):

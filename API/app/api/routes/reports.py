@@ -1,7 +1,7 @@
 """Read-only views for the web page: confusion matrices, recent predictions, prediction counts."""
 
 import os
-import stat
+import pathlib
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
@@ -14,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from app.api.deps import SettingsDep
 from app.errors import PenguinAPIError
 from app.log_tail import read_tail
+from app.models.files import read_regular_file
 from app.schemas import ErrorResponse
 from penguin_contract import confusion_matrix_filename
 
@@ -24,7 +25,6 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MAX_RECENT = 100
 DEFAULT_RECENT = 20
 TAIL_BYTES = 256 * 1024
-_OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
 
 class ConfusionMatrixNotFoundError(PenguinAPIError):
@@ -106,24 +106,13 @@ def confusion_matrix(
     return Response(png, media_type="image/png", headers={"Cache-Control": "no-cache"})
 
 
-def _read_png(path: os.PathLike) -> bytes | None:
+def _read_png(path: pathlib.Path) -> bytes | None:
     """The file's bytes if it is a regular file (not a symlink), small, and a PNG; else None."""
     try:
-        fd = os.open(path, _OPEN_FLAGS)
-    except OSError:  # absent, a symlink (ELOOP), unreadable
+        data = read_regular_file(path, MAX_PNG_BYTES, follow_symlinks=False)
+    except OSError:  # absent, a symlink (ELOOP), a FIFO, unreadable, too large
         return None
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_PNG_BYTES:
-            return None
-        data = os.pread(fd, MAX_PNG_BYTES + 1, 0)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
-    if len(data) > MAX_PNG_BYTES or not data.startswith(PNG_SIGNATURE):
-        return None
-    return data
+    return data if data.startswith(PNG_SIGNATURE) else None
 
 
 @router.get(
