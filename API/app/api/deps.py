@@ -1,4 +1,9 @@
-"""Typed dependencies. They are async so that FastAPI resolves them on the event loop."""
+"""Typed dependencies. They are async so that FastAPI resolves them on the event loop.
+
+The prediction routes (POST /classify and /v2 infer) call ``service_of`` and
+``request_id_of`` themselves with the ``Request`` FastAPI hands them: resolving each
+dependency costs FastAPI ~10 us per request, a tenth of a whole single-row prediction.
+"""
 
 import re
 import uuid
@@ -22,12 +27,17 @@ async def get_prediction_log(request: Request) -> PredictionLog:
     return request.app.state.prediction_log
 
 
-async def get_service(request: Request) -> PredictionService:
+def service_of(request: Request) -> PredictionService:
     return request.app.state.service
 
 
-async def get_request_id(request: Request) -> str:
-    """The client's X-Request-ID when it is a sane token, else a new UUID."""
+async def get_service(request: Request) -> PredictionService:
+    return service_of(request)
+
+
+def request_id_of(request: Request) -> str:
+    """The client's X-Request-ID when it is a sane token, else a new UUID; kept in the
+    request's state for the error handlers."""
     supplied = request.headers.get(REQUEST_ID_HEADER)
     if supplied and _CLIENT_REQUEST_ID.fullmatch(supplied):
         request_id = supplied
@@ -40,4 +50,3 @@ async def get_request_id(request: Request) -> str:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 PredictionLogDep = Annotated[PredictionLog, Depends(get_prediction_log)]
 ServiceDep = Annotated[PredictionService, Depends(get_service)]
-RequestIdDep = Annotated[str, Depends(get_request_id)]

@@ -6,9 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, Path, Request, Response
 
-from app.api.deps import REQUEST_ID_HEADER, RequestIdDep, ServiceDep
+from app.api.deps import REQUEST_ID_HEADER, ServiceDep, request_id_of, service_of
 from app.api.exception_handlers import MAX_LISTED_ISSUES, TruncatedValidationError
-from app.api.json_route import OrjsonRoute
+from app.api.json_route import OrjsonRoute, json_response
 from app.api.openapi import BATCH_EXAMPLES, CLASSIFY_ERRORS, CLASSIFY_EXAMPLES
 from app.schemas import (
     CHUNK_ROWS,
@@ -66,21 +66,19 @@ async def check_batch_in_steps(request: Request, service: ServiceDep) -> None:
 async def classify(
     model: ModelName,
     features: Annotated[PenguinFeatures, Body(openapi_examples=CLASSIFY_EXAMPLES)],  # type: ignore[valid-type]
-    service: ServiceDep,
-    request_id: RequestIdDep,
-    response: Response,
-) -> dict:
+    request: Request,
+) -> Response:
     """Predict the species of one bird. The prediction is logged before it is returned.
 
     `island` and `sex` take codes or names (`"Biscoe"`, `"female"`, any case).
     """
     started = time.perf_counter()
+    service, request_id = service_of(request), request_id_of(request)
     served = await service.model_for(model)
     predictions = await service.predict(
         served, feature_rows([features]), request_id, started, batch=False
     )
-    response.headers[REQUEST_ID_HEADER] = request_id
-    return predictions_of(predictions)[0]
+    return json_response(predictions_of(predictions)[0], request_id)
 
 
 @router.post(
@@ -93,10 +91,8 @@ async def classify(
 async def classify_batch(
     model: ModelName,
     body: Annotated[BatchRequest, Body(openapi_examples=BATCH_EXAMPLES)],  # type: ignore[valid-type]
-    service: ServiceDep,
-    request_id: RequestIdDep,
-    response: Response,
-) -> dict:
+    request: Request,
+) -> Response:
     """Predict up to MAX_BATCH_SIZE birds (413 above it, before any row is validated).
 
     The body is either `{"instances": [{...}, ...]}` or, cheaper for large batches,
@@ -106,11 +102,8 @@ async def classify_batch(
     `batch_index` and `batch_size`, and are appended in one write.
     """
     started = time.perf_counter()
+    service, request_id = service_of(request), request_id_of(request)
     served = await service.model_for(model)
     predictions = await service.predict(served, body.rows(), request_id, started, batch=True)
-    response.headers[REQUEST_ID_HEADER] = request_id
-    return {
-        "model": predictions.model,
-        "request_id": request_id,
-        "predictions": predictions_of(predictions),
-    }
+    batch = {"model": predictions.model, "request_id": request_id}
+    return json_response({**batch, "predictions": predictions_of(predictions)}, request_id)

@@ -15,7 +15,14 @@ from fastapi import APIRouter, Path, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from app.api.deps import REQUEST_ID_HEADER, PredictionLogDep, RequestIdDep, ServiceDep, SettingsDep
+from app.api.deps import (
+    REQUEST_ID_HEADER,
+    PredictionLogDep,
+    ServiceDep,
+    SettingsDep,
+    request_id_of,
+    service_of,
+)
 from app.api.routes import health
 from app.errors import PenguinAPIError
 from app.models.loading import ServedModel
@@ -62,15 +69,10 @@ def _runtime(model: ServedModel) -> RuntimeName:
 
 @router.post("/v2/models/{name}/infer", responses=_ERRORS)
 @router.post("/v2/models/{name}/versions/{version}/infer", responses=_ERRORS)
-async def infer(
-    name: ModelName,
-    request: Request,
-    service: ServiceDep,
-    request_id: RequestIdDep,
-    version: str | None = None,
-) -> Response:
+async def infer(name: ModelName, request: Request, version: str | None = None) -> Response:
     """Predict N birds from one [N, 7] tensor or one [N] tensor per field (see app.v2.tensors)."""
     started = time.perf_counter()
+    service, request_id = service_of(request), request_id_of(request)
     encoding = request.headers.get("content-encoding", "identity")
     if encoding.lower() != "identity":  # tritonclient compresses only when asked to
         raise InferenceProtocolError(
