@@ -8,7 +8,7 @@ from fastapi import FastAPI
 
 from app.api.body_limit import BodySizeLimit
 from app.api.exception_handlers import install_exception_handlers
-from app.api.routes import api_router
+from app.api.routes import ROUTERS
 from app.core.config import Settings
 from app.docs import mount_docs
 from app.metrics import instrument
@@ -53,7 +53,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
         lifespan=lifespan,
     )
-    app.include_router(api_router)
+    for router in ROUTERS:
+        app.include_router(router)
     # Added first, so it runs inside the metrics middleware: refused bodies are counted.
     app.add_middleware(
         BodySizeLimit,

@@ -124,13 +124,15 @@ class PredictionLog:
                         f"(waited {self.lock_timeout_s:g} s)"
                     )
                 try:
-                    if not self._names_this_file(fd):
+                    # One fstat serves the identity check, the rotation and the tail repair.
+                    opened = os.fstat(fd)
+                    if not self._names_this_file(opened):
                         self._close()  # rotated or replaced by another writer: reopen
                         continue
-                    if self._rotate_if_due(fd, len(lines)):
+                    if self._rotate_if_due(opened.st_size, len(lines)):
                         self._close()
                         continue
-                    _write_whole_lines(fd, lines)
+                    _write_whole_lines(fd, lines, opened.st_size)
                     return True
                 finally:
                     with contextlib.suppress(OSError):
@@ -148,17 +150,15 @@ class PredictionLog:
             self._fd = _open(self.path)
         return self._fd
 
-    def _names_this_file(self, fd: int) -> bool:
+    def _names_this_file(self, opened: os.stat_result) -> bool:
         try:
             at_path = os.stat(self.path, follow_symlinks=False)
         except FileNotFoundError:
             return False
-        mine = os.fstat(fd)
-        return (at_path.st_dev, at_path.st_ino) == (mine.st_dev, mine.st_ino)
+        return (at_path.st_dev, at_path.st_ino) == (opened.st_dev, opened.st_ino)
 
-    def _rotate_if_due(self, fd: int, incoming: int) -> bool:
+    def _rotate_if_due(self, size: int, incoming: int) -> bool:
         """Rename the full file away (under its lock); True if it was rotated."""
-        size = os.fstat(fd).st_size
         if size == 0 or size + incoming <= self.max_bytes:
             return False
         for index in range(self.backups - 1, 0, -1):
@@ -207,19 +207,19 @@ def _lock_within(fd: int, deadline: float | None) -> bool:
             raise
 
 
-def _write_whole_lines(fd: int, lines: bytes) -> None:
-    """Repair a torn tail, then append ``lines`` with one write (ENOSPC on a short one)."""
-    lines = _after_torn_tail(fd) + lines
+def _write_whole_lines(fd: int, lines: bytes, size: int) -> None:
+    """Repair a torn tail of the ``size``-byte file, then append ``lines`` with one write
+    (ENOSPC on a short one)."""
+    lines = _after_torn_tail(fd, size) + lines
     written = os.write(fd, lines)
     if written != len(lines):
         _remove_partial_write(fd, written)
         raise OSError(errno.ENOSPC, f"short write ({written} of {len(lines)} bytes)")
 
 
-def _after_torn_tail(fd: int) -> bytes:
+def _after_torn_tail(fd: int, size: int) -> bytes:
     """Cut the file's partial last line if it is one of ours; b"\\n" to write first if the
     file ends in a partial line that is not ours; b"" if it ends with a newline."""
-    size = os.fstat(fd).st_size
     if size == 0 or os.pread(fd, 1, size - 1) == b"\n":
         return b""
     start = max(0, size - MAX_LINE_BYTES)

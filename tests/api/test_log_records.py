@@ -98,3 +98,39 @@ def test_valid_columns_are_checked_without_pydantic_and_accept_names():
 )
 def test_anything_invalid_is_left_to_pydantic(change):
     assert checked_columns(_columns(**change)) is None
+
+
+@pytest.mark.parametrize("with_probabilities", [True, False])
+def test_a_single_rows_line_is_byte_for_byte_the_column_encoders_line(with_probabilities):
+    """A single prediction's line is encoded from a dict, a batch's column by column: both
+    encoders must give the same bytes (a 1-row batch without its batch fields)."""
+    rng = np.random.default_rng(7)
+    fields = {
+        "timestamp": "2026-11-26T14:17:45.123+00:00",
+        "request_id": "req-1",
+        "model": "svm",
+        "model_sha256": "ab" * 32,
+        "runtime": "onnx",
+        "latency_ms": 0.1 + 0.2,
+    }
+    for _ in range(200):
+        row = np.array(
+            [
+                [
+                    rng.integers(1, 4),
+                    rng.uniform(10, 100),
+                    rng.uniform(5, 35),
+                    rng.uniform(100, 300),
+                    rng.uniform(1000, 10000),
+                    rng.integers(0, 2),
+                    rng.integers(2000, 2031),
+                ]
+            ],
+            dtype=np.float64,
+        )
+        label = np.array([rng.integers(1, 4)])
+        probabilities = rng.dirichlet([1, 1, 1], 1) if with_probabilities else None
+        fields.update(rows=row, labels=label, probabilities=probabilities)
+        single = log_lines(batch=False, **fields)
+        batch = log_lines(batch=True, **fields)
+        assert batch == single.removesuffix(b"}\n") + b',"batch_index":0,"batch_size":1}\n'

@@ -32,6 +32,8 @@ class Runtime(Protocol):
 def in_species_order(probabilities: np.ndarray, classes: tuple[int, ...]) -> np.ndarray:
     """[N, len(classes)] columns in the model's class order -> [N, 3] in SPECIES order (a
     species the model never saw has probability 0)."""
+    if classes == SPECIES_CODES:
+        return np.asarray(probabilities, dtype=np.float64)
     ordered = np.zeros((probabilities.shape[0], len(SPECIES_CODES)), dtype=np.float64)
     ordered[:, [SPECIES_CODES.index(code) for code in classes]] = probabilities
     return ordered
@@ -66,7 +68,7 @@ class OnnxRuntime:
         labels = np.asarray(results[0], dtype=np.int64).reshape(-1)
         if not self.has_probabilities:
             return labels, None
-        return labels, in_species_order(np.asarray(results[1], dtype=np.float64), self.classes)
+        return labels, in_species_order(results[1], self.classes)
 
 
 class SklearnRuntime:
