@@ -16,6 +16,11 @@ connection, whatever phase the client is in:
 
 While a request is being answered no deadline applies: that is the app's time, not the
 client's. Only uvicorn's public protocol methods are overridden; each calls the original.
+
+A request moves the deadline four times. Rather than cancel and create a timer each time
+(~5 % of the throughput of a small request), the connection keeps one timer: moving the
+deadline later only records it, and the timer, when it fires early, is set again for the
+recorded deadline. Only an earlier deadline moves the timer.
 """
 
 import asyncio
@@ -58,7 +63,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self.limits = limits
         self.phase = Phase.NEW
         self.header_bytes = 0
-        self.deadline: asyncio.TimerHandle | None = None
+        self.deadline_at: float | None = None  # loop time; None: no deadline
+        self.timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -66,6 +72,9 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
         super().connection_lost(exc)
 
     def on_message_begin(self) -> None:
@@ -118,16 +127,26 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         return self.cycle is not None and not self.cycle.response_complete
 
     def _arm(self, delay_s: float) -> None:
-        self._disarm()
-        self.deadline = self.loop.call_later(delay_s, self._deadline_passed)
+        self.deadline_at = self.loop.time() + delay_s
+        if self.timer is None or self.deadline_at < self.timer.when():
+            if self.timer is not None:
+                self.timer.cancel()
+            self.timer = self.loop.call_at(self.deadline_at, self._timer_fired)
 
     def _disarm(self) -> None:
-        if self.deadline is not None:
-            self.deadline.cancel()
-            self.deadline = None
+        self.deadline_at = None
+
+    def _timer_fired(self) -> None:
+        self.timer = None
+        if self.deadline_at is None:
+            return
+        if self.loop.time() < self.deadline_at:  # the deadline was moved later meanwhile
+            self.timer = self.loop.call_at(self.deadline_at, self._timer_fired)
+            return
+        self.deadline_at = None
+        self._deadline_passed()
 
     def _deadline_passed(self) -> None:
-        self.deadline = None
         if self.transport.is_closing():
             return
         if self._answering():

@@ -182,7 +182,9 @@ class PredictionService:
         )
 
     def _count(self, predictions: Predictions) -> None:
-        for species, count in Counter(predictions.species_ids.tolist()).items():
+        codes = predictions.species_ids.tolist()
+        counts = Counter(codes) if len(codes) > 1 else {codes[0]: 1}
+        for species, count in counts.items():
             self.predictions_counter.labels(predictions.model, SPECIES[species]).inc(count)
 
     async def _current_models(self) -> list[ServedModel]:

@@ -5,8 +5,8 @@ The prediction routes (POST /classify and /v2 infer) call ``service_of`` and
 dependency costs FastAPI ~10 us per request, a tenth of a whole single-row prediction.
 """
 
+import os
 import re
-import uuid
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -36,13 +36,14 @@ async def get_service(request: Request) -> PredictionService:
 
 
 def request_id_of(request: Request) -> str:
-    """The client's X-Request-ID when it is a sane token, else a new UUID; kept in the
+    """The client's X-Request-ID when it is a sane token, else 128 random bits in hex (as
+    uuid4().hex, without building a UUID object: a quarter of the time); kept in the
     request's state for the error handlers."""
     supplied = request.headers.get(REQUEST_ID_HEADER)
     if supplied and _CLIENT_REQUEST_ID.fullmatch(supplied):
         request_id = supplied
     else:
-        request_id = uuid.uuid4().hex
+        request_id = os.urandom(16).hex()
     request.state.request_id = request_id
     return request_id
 
