@@ -68,9 +68,20 @@ def _runtime(model: ServedModel) -> RuntimeName:
 
 
 @router.post("/v2/models/{name}/infer", responses=_ERRORS)
-@router.post("/v2/models/{name}/versions/{version}/infer", responses=_ERRORS)
-async def infer(name: ModelName, request: Request, version: str | None = None) -> Response:
+async def infer(name: ModelName, request: Request) -> Response:
     """Predict N birds from one [N, 7] tensor or one [N] tensor per field (see app.v2.tensors)."""
+    return await _infer(request, name, version=None)
+
+
+@router.post("/v2/models/{name}/versions/{version}/infer", responses=_ERRORS)
+async def infer_version(name: ModelName, version: str, request: Request) -> Response:
+    """The same, for the model's only version (the served file's sha256)."""
+    return await _infer(request, name, version)
+
+
+async def _infer(request: Request, name: str, version: str | None) -> Response:
+    """(The unversioned route has no ``version`` parameter: an optional one would be read
+    from the query string on every request.)"""
     started = time.perf_counter()
     service, request_id = service_of(request), request_id_of(request)
     encoding = request.headers.get("content-encoding", "identity")
