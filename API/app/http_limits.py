@@ -8,9 +8,11 @@ connection, whatever phase the client is in:
 
 - headers: HEADER_TIMEOUT_S from the connection (first request) or from the request's first
   byte (keep-alive). Past it: 408 and close (an idle new connection is simply closed).
-- body: BODY_TIMEOUT_S from the end of the headers. The app's body middleware answers 408
-  first when the app waits for the body; this timer closes connections whose body nobody
-  reads (the response was already sent).
+- body: BODY_TIMEOUT_S from the end of the headers, a total deadline for the whole body (a
+  client that trickles a byte a second must not hold a connection for days). Past it, if
+  no response has started: 408 and close; the app, still waiting for the body, then reads a
+  disconnect and whatever it answers is dropped. If the response was sent without reading
+  the body, the connection is closed.
 - idle: KEEP_ALIVE_S after a response once the request is complete, armed again whenever a
   response completes and disarmed only by a new request, not by stray bytes.
 
@@ -29,9 +31,10 @@ import logging
 from dataclasses import dataclass
 from enum import Enum
 
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 from app.errors import RequestTimeoutError
+from app.v2.errors import is_v2_path
 
 logger = logging.getLogger("uvicorn.error")
 
@@ -149,15 +152,23 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def _deadline_passed(self) -> None:
         if self.transport.is_closing():
             return
-        if self._answering():
-            # A pipelined request, or a body the app is still reading (its middleware answers
-            # 408 itself): look again later rather than cut a response.
+        if self.phase is Phase.BODY and not self._response_started():
+            logger.info("Closing a connection whose request body took too long")
+            error = RequestTimeoutError("body", self.limits.body_timeout_s, "BODY_TIMEOUT_S")
+            self.transport.write(_timeout_response(error, self.cycle))
+        elif self._answering():
+            # A pipelined request, or a response being written: look again later rather
+            # than cut a response.
             self._arm(self._current_timeout())
             return
-        if self.phase is Phase.HEADERS:
+        elif self.phase is Phase.HEADERS:
             logger.info("Closing a connection whose request headers took too long")
-            self.transport.write(_timeout_response(self.limits.header_timeout_s))
+            error = RequestTimeoutError("headers", self.limits.header_timeout_s, "HEADER_TIMEOUT_S")
+            self.transport.write(_timeout_response(error, None))
         self.transport.close()
+
+    def _response_started(self) -> bool:
+        return self.cycle is not None and self.cycle.response_started
 
     def _current_timeout(self) -> float:
         if self.phase is Phase.HEADERS:
@@ -167,9 +178,11 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         return self.limits.keep_alive_s
 
 
-def _timeout_response(timeout_s: float) -> bytes:
-    error = RequestTimeoutError("headers", timeout_s, "HEADER_TIMEOUT_S")
-    body = json.dumps({"detail": error.message, "code": error.code}).encode()
+def _timeout_response(error: RequestTimeoutError, cycle: RequestResponseCycle | None) -> bytes:
+    """The 408 the app would give: {"detail", "code"}, or {"error"} on /v2 paths."""
+    on_v2 = cycle is not None and is_v2_path(cycle.scope["path"])
+    content = {"error": error.message} if on_v2 else {"detail": error.message, "code": error.code}
+    body = json.dumps(content).encode()
     head = (
         "HTTP/1.1 408 Request Timeout\r\n"
         "content-type: application/json\r\n"

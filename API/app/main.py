@@ -56,11 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in ROUTERS:
         app.include_router(router)
     # Added first, so it runs inside the metrics middleware: refused bodies are counted.
-    app.add_middleware(
-        BodySizeLimit,
-        max_body_bytes=settings.max_body_bytes,
-        body_timeout_s=settings.body_timeout_s,
-    )
+    app.add_middleware(BodySizeLimit, max_body_bytes=settings.max_body_bytes)
     predictions_counter = instrument(app)
     app.state.settings = settings
     app.state.prediction_log = prediction_log

@@ -208,6 +208,19 @@ def test_a_stalled_body_gets_408_json_and_the_connection_is_closed(server):
     assert b"connection: close" in ending.received.lower()
 
 
+def test_a_stalled_body_on_a_v2_path_gets_the_protocols_error_body(server):
+    with _connect(server) as sock:
+        started = time.monotonic()
+        sock.sendall(_request_head("POST", "/v2/models/svm/infer", length=200) + b'{"inputs"')
+        [ending] = _wait_until_closed([sock], started, BODY_TIMEOUT_S + LATE_MARGIN_S)
+    _assert_cut_on_time(ending, BODY_TIMEOUT_S)
+    status, body = _status_and_json(ending.received)
+    assert status == 408
+    assert list(body) == ["error"] and "BODY_TIMEOUT_S" in body["error"]
+    # The route was reading the body when the deadline closed the connection: no traceback.
+    assert "Traceback" not in server.output()
+
+
 def _send_slowly(sock: socket.socket, data: bytes, pause_s: float, limit_s: float) -> None:
     """One byte every ``pause_s`` until ``data`` is sent, the server answers or closes, or
     ``limit_s`` has passed."""

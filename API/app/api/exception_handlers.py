@@ -8,6 +8,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from app.api.deps import REQUEST_ID_HEADER
 from app.errors import BodyTooLargeError, PenguinAPIError
@@ -34,6 +35,7 @@ def install_exception_handlers(app: FastAPI) -> None:
     app.add_exception_handler(PenguinAPIError, _v2_aware(_api_error))
     app.add_exception_handler(RequestValidationError, _v2_aware(_validation_error))
     app.add_exception_handler(StarletteHTTPException, _v2_aware(_http_error))
+    app.add_exception_handler(ClientDisconnect, _client_gone)
     app.add_exception_handler(Exception, _v2_aware(_unexpected_error))
 
 
@@ -45,6 +47,12 @@ def _v2_aware(handler: Handler) -> Handler:
         return as_v2_error(response) if is_v2_path(request.url.path) else response
 
     return handle
+
+
+async def _client_gone(request: Request, error: Exception) -> JSONResponse:
+    """The client left (or the body's deadline closed its connection) while a route read
+    the body: nobody will read an answer, and it is no bug to log."""
+    return JSONResponse({"detail": "The client disconnected", "code": "client_disconnected"}, 400)
 
 
 def _headers(request: Request) -> dict[str, str] | None:
