@@ -11,8 +11,6 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
-    ModelWrapValidatorHandler,
-    PrivateAttr,
     Tag,
     TypeAdapter,
     ValidationError,
@@ -163,21 +161,6 @@ class BatchColumns(BaseModel):
     )
 
     columns: PenguinColumns  # type: ignore[valid-type]
-    _rows: np.ndarray | None = PrivateAttr(None)
-
-    @model_validator(mode="wrap")
-    @classmethod
-    def _valid_columns_fast(
-        cls, data: Any, handler: ModelWrapValidatorHandler["BatchColumns"]
-    ) -> "BatchColumns":
-        """Check valid columns with NumPy; anything else gets pydantic's value-by-value
-        validation, so errors are exactly pydantic's (field, row index, allowed range)."""
-        columns = checked_columns(data)
-        if columns is None:
-            return handler(data)
-        batch = cls.model_construct(columns=PenguinColumns.model_construct(**columns))
-        batch._rows = np.column_stack(list(columns.values()))
-        return batch
 
     @model_validator(mode="after")
     def _columns_have_equal_lengths(self) -> "BatchColumns":
@@ -190,8 +173,6 @@ class BatchColumns(BaseModel):
         return len(getattr(self.columns, FEATURES[0]))
 
     def rows(self) -> np.ndarray:
-        if self._rows is not None:
-            return self._rows
         return np.column_stack(
             [np.asarray(getattr(self.columns, name), dtype=np.float64) for name in FEATURES]
         )
@@ -202,7 +183,8 @@ _NUMBER_TYPES = frozenset({int, float})
 
 def checked_columns(data: Any) -> dict[str, np.ndarray] | None:
     """{field: float64 column} when ``data`` is {"columns": {...}} with every value valid,
-    of equal lengths; else None. Vectorised: a 1000-row batch is a few NumPy passes."""
+    of equal lengths; else None (then pydantic says what is wrong). Vectorised: a 1000-row
+    batch is a few NumPy passes."""
     if not isinstance(data, dict) or len(data) != 1 or not isinstance(data.get("columns"), dict):
         return None
     columns = {}
@@ -376,18 +358,21 @@ _BATCH = TypeAdapter(BatchRequest)
 CHUNK_ROWS = 100
 
 
-def batch_issues(body: Any, start: int, stop: int, wanted: int) -> tuple[list[dict], int]:
-    """Up to ``wanted`` validation errors of rows [start, stop) of a batch body (the whole
-    body when it is neither shape), located as FastAPI locates them ("body", ..., row), and
-    how many there were. Errors that are not about a row are counted in the first slice."""
+def validated_slice(
+    body: Any, start: int, stop: int, wanted: int
+) -> tuple[np.ndarray | None, list[dict], int]:
+    """Rows [start, stop) of a batch body of either shape (the whole body when it is neither
+    shape), validated: (their float64 array in FEATURES order, [], 0), or (None, up to
+    ``wanted`` of their errors located as FastAPI locates them ("body", ..., row), how many
+    there were). Errors that are not about a row are counted in the first slice."""
     try:
-        _BATCH.validate_python(_rows_slice(body, start, stop))
+        batch = _BATCH.validate_python(_rows_slice(body, start, stop))
     except ValidationError as error:
         issues = error.errors(include_url=False)
         if start > 0:
             issues = [issue for issue in issues if _row_position(issue["loc"]) is not None]
-        return [_shifted(issue, start) for issue in issues[: max(wanted, 0)]], len(issues)
-    return [], 0
+        return None, [_shifted(issue, start) for issue in issues[: max(wanted, 0)]], len(issues)
+    return batch.rows(), [], 0
 
 
 def _rows_slice(body: Any, start: int, stop: int) -> Any:

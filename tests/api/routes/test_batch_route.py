@@ -127,3 +127,14 @@ def test_a_body_with_both_shapes_is_422(client):
     body = {"columns": _columns([ADELIE]), "instances": [ADELIE]}
 
     assert client.post("/classify/svm/batch", json=body).status_code == 422
+
+
+@pytest.mark.parametrize("path", ["/classify/svm", "/classify/svm/batch"])
+def test_an_empty_body_is_422_asking_for_a_json_body(client, path, log_path):
+    response = client.post(path, content=b"", headers={"content-type": "application/json"})
+
+    assert response.status_code == 422
+    [issue] = response.json()["detail"]
+    assert issue["loc"] == ["body"] and issue["type"] == "missing"
+    assert issue["msg"].startswith("A JSON body is required")
+    assert read_log(log_path) == []
