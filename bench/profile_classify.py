@@ -15,7 +15,6 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -264,7 +263,9 @@ async def part_costs(api, model: str, record: dict) -> dict[str, float]:
         "os.write of the same line (O_APPEND)": await median_us(
             lambda: run(lambda: os.write(fd, line))
         ),
-        "uuid.uuid4().hex (request id)": await median_us(lambda: run(lambda: uuid.uuid4().hex)),
+        "os.urandom(16).hex() (request id)": await median_us(
+            lambda: run(lambda: os.urandom(16).hex())
+        ),
     }
     os.close(fd)
     scratch.close()
