@@ -13,11 +13,16 @@ connection, whatever phase the client is in:
   no response has started: 408 and close; the app, still waiting for the body, then reads a
   disconnect and whatever it answers is dropped. If the response was sent without reading
   the body, the connection is closed.
+- send: SEND_TIMEOUT_S from the moment the transport's send buffer fills up (the client is
+  not reading) until it drains again. Past it the connection is dropped without flushing
+  (a close would wait for the client to read), and the app's pending send returns: a client
+  that pipelines requests and never reads the answers cannot hold a connection forever.
 - idle: KEEP_ALIVE_S after a response once the request is complete, armed again whenever a
   response completes and disarmed only by a new request, not by stray bytes.
 
-While a request is being answered no deadline applies: that is the app's time, not the
-client's. Only uvicorn's public protocol methods are overridden; each calls the original.
+While a request is being answered no deadline but the send one applies: that is the app's
+time, not the client's. Only uvicorn's public protocol methods are overridden; each calls
+the original.
 
 A request moves the deadline four times. Rather than cancel and create a timer each time
 (~5 % of the throughput of a small request), the connection keeps one timer: moving the
@@ -43,6 +48,7 @@ logger = logging.getLogger("uvicorn.error")
 class ConnectionLimits:
     header_timeout_s: float
     body_timeout_s: float
+    send_timeout_s: float
     keep_alive_s: float
     max_header_bytes: int
 
@@ -67,6 +73,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self.phase = Phase.NEW
         self.header_bytes = 0
         self.deadline_at: float | None = None  # loop time; None: no deadline
+        self.writing_paused = False  # the send buffer is full: the send deadline runs
         self.timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -115,6 +122,19 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             self.phase = Phase.IDLE
             self._arm(self.limits.keep_alive_s)
 
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        self._arm(self.limits.send_timeout_s)
+        self.writing_paused = True  # after arming: while paused, no phase moves the deadline
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        self.writing_paused = False
+        if self._answering():
+            self._disarm()
+        else:
+            self._arm(self._current_timeout())
+
     def handle_websocket_upgrade(self) -> None:
         self._disarm()  # the connection now belongs to the websocket protocol
         super().handle_websocket_upgrade()
@@ -130,6 +150,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         return self.cycle is not None and not self.cycle.response_complete
 
     def _arm(self, delay_s: float) -> None:
+        if self.writing_paused:
+            return
         self.deadline_at = self.loop.time() + delay_s
         if self.timer is None or self.deadline_at < self.timer.when():
             if self.timer is not None:
@@ -137,7 +159,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             self.timer = self.loop.call_at(self.deadline_at, self._timer_fired)
 
     def _disarm(self) -> None:
-        self.deadline_at = None
+        if not self.writing_paused:
+            self.deadline_at = None
 
     def _timer_fired(self) -> None:
         self.timer = None
@@ -150,6 +173,10 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._deadline_passed()
 
     def _deadline_passed(self) -> None:
+        if self.writing_paused:
+            logger.info("Dropping a connection whose client stopped reading its responses")
+            self.transport.abort()
+            return
         if self.transport.is_closing():
             return
         if self.phase is Phase.BODY and not self._response_started():

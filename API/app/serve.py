@@ -12,8 +12,9 @@ before it is handed to the supervisor, so every worker's connections get ``TCP_N
 whatever the event loop (uvloop sets it unconditionally, asyncio only on ``IPPROTO_TCP``).
 
 Slow and greedy clients are bounded per worker (settings HEADER_TIMEOUT_S, BODY_TIMEOUT_S,
-KEEP_ALIVE_S, MAX_CONNECTIONS, MAX_HEADER_BYTES): uvicorn's own knobs where it has them
-(``timeout_keep_alive``, ``limit_concurrency``), app/http_limits.py for what it lacks.
+SEND_TIMEOUT_S, KEEP_ALIVE_S, MAX_CONNECTIONS, MAX_HEADER_BYTES): uvicorn's own knobs where
+it has them (``timeout_keep_alive``, ``limit_concurrency``), app/http_limits.py for what it
+lacks.
 """
 
 import logging
@@ -52,6 +53,7 @@ def build_config(app: str, settings: Settings) -> uvicorn.Config:
     limits = ConnectionLimits(
         header_timeout_s=settings.header_timeout_s,
         body_timeout_s=settings.body_timeout_s,
+        send_timeout_s=settings.send_timeout_s,
         keep_alive_s=settings.keep_alive_s,
         max_header_bytes=settings.max_header_bytes,
     )

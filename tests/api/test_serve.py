@@ -109,6 +109,7 @@ def test_the_config_carries_the_connection_limits_to_every_worker():
     settings = Settings(
         HEADER_TIMEOUT_S=3,
         BODY_TIMEOUT_S=4,
+        SEND_TIMEOUT_S=6,
         KEEP_ALIVE_S=2,
         MAX_CONNECTIONS=7,
         MAX_HEADER_BYTES=2048,
@@ -121,18 +122,19 @@ def test_the_config_carries_the_connection_limits_to_every_worker():
     factory = pickle.loads(pickle.dumps(config.http))
     assert factory.func is BoundedHttpToolsProtocol
     assert factory.keywords["limits"] == ConnectionLimits(
-        header_timeout_s=3, body_timeout_s=4, keep_alive_s=2, max_header_bytes=2048
+        header_timeout_s=3,
+        body_timeout_s=4,
+        send_timeout_s=6,
+        keep_alive_s=2,
+        max_header_bytes=2048,
     )
 
 
 def test_connection_limit_defaults_are_documented():
     fields = Settings.model_fields
-    for name in ("header_timeout_s", "body_timeout_s", "keep_alive_s", "max_connections"):
+    names = ("header_timeout_s", "body_timeout_s", "send_timeout_s", "keep_alive_s")
+    for name in (*names, "max_connections"):
         assert fields[name].description, name
     defaults = Settings()
-    assert (defaults.header_timeout_s, defaults.body_timeout_s, defaults.keep_alive_s) == (
-        10,
-        15,
-        5,
-    )
+    assert tuple(getattr(defaults, name) for name in names) == (10, 15, 15, 5)
     assert defaults.max_connections == 256

@@ -20,6 +20,7 @@ from support.models import ModelStore
 
 HEADER_TIMEOUT_S = 1.5
 BODY_TIMEOUT_S = 2.5
+SEND_TIMEOUT_S = 2.0
 KEEP_ALIVE_S = 1.5
 # How late a deadline may be enforced on a busy 2-core machine; and how early (timer slack).
 LATE_MARGIN_S = 1.5
@@ -31,12 +32,15 @@ LIMITED_CONNECTIONS = 5
 
 BODY = json.dumps(ADELIE).encode()
 HALF_HEADERS = b"POST /classify/svm HTTP/1.1\r\nHost: test\r\nContent-Ty"
+BIG_FILE = Path(__file__).parents[2] / "API/app/static/swagger-ui/swagger-ui-bundle.js"
+BIG_PATH = "/static/swagger-ui/swagger-ui-bundle.js"
 
 
 def _limits_env(**overrides: str) -> dict[str, str]:
     return {
         "HEADER_TIMEOUT_S": str(HEADER_TIMEOUT_S),
         "BODY_TIMEOUT_S": str(BODY_TIMEOUT_S),
+        "SEND_TIMEOUT_S": str(SEND_TIMEOUT_S),
         "KEEP_ALIVE_S": str(KEEP_ALIVE_S),
         **overrides,
     }
@@ -323,3 +327,30 @@ def test_connections_beyond_max_connections_get_503_and_the_worker_recovers(
             statuses = [_health_status_on_new_connection(limited) for _ in range(3)]
         assert statuses == [503, 503, 503]
         assert _wait_for_health_200(limited, limit_s=5) < 5
+
+
+def test_a_client_that_never_reads_its_responses_is_dropped(server):
+    """Pipelined requests for a 1.7 MB file, never read: once the server's buffers are full
+    its writes wait on the client; SEND_TIMEOUT_S later the connection is dropped."""
+    requests = 8
+    host, port = server.base_url.removeprefix("http://").split(":")
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a small window
+        sock.settimeout(10)
+        sock.connect((host, int(port)))
+        sock.sendall(_request_head("GET", BIG_PATH) * requests)
+        time.sleep(SEND_TIMEOUT_S + LATE_MARGIN_S)
+        assert _health_latency(server) < HEALTH_LATENCY_S * 10
+        received, ended = 0, False
+        sock.settimeout(1)
+        try:
+            while chunk := sock.recv(1 << 20):
+                received += len(chunk)
+            ended = True  # the server closed the connection
+        except ConnectionResetError:
+            ended = True
+        except TimeoutError:
+            pass  # still open, and nothing more is coming
+    assert ended, "the connection was still open"
+    assert received < requests * BIG_FILE.stat().st_size
+    assert "stopped reading" in server.output()

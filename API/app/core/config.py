@@ -85,7 +85,7 @@ class Settings(BaseSettings):
         return self.results_dir / self.predictions_log_name
 
     # Connection limits against slow or greedy clients, applied by app/serve.py (the
-    # launcher) and by the body middleware (app/api/body_limit.py). All per worker.
+    # launcher) in the HTTP protocol (app/http_limits.py). All per worker.
     header_timeout_s: float = Field(
         10.0,
         gt=0,
@@ -106,6 +106,16 @@ class Settings(BaseSettings):
             "total deadline, not an idle timeout, so a body trickled byte by byte is cut too. "
             "Past it the API answers 408 (code request_timeout) and closes the connection. "
             "A body of MAX_BODY_BYTES needs MAX_BODY_BYTES / BODY_TIMEOUT_S bytes per second"
+        ),
+    )
+    send_timeout_s: float = Field(
+        15.0,
+        gt=0,
+        alias="SEND_TIMEOUT_S",
+        description=(
+            "Seconds a client that has stopped reading may keep a response waiting (each "
+            "time the server's send buffer fills up). Past it the connection is dropped: a "
+            "client that never reads its answers cannot hold a connection and its request"
         ),
     )
     keep_alive_s: float = Field(
