@@ -183,7 +183,7 @@ class PredictionService:
 
     def _count(self, predictions: Predictions) -> None:
         codes = predictions.species_ids.tolist()
-        counts = Counter(codes) if len(codes) > 1 else {codes[0]: 1}
+        counts = {codes[0]: 1} if len(codes) == 1 else Counter(codes)
         for species, count in counts.items():
             self.predictions_counter.labels(predictions.model, SPECIES[species]).inc(count)
 
