@@ -60,25 +60,26 @@ _SMALL_TENSOR = 512  # elements; below this, printing each float is the cheaper 
 
 @dataclass(frozen=True, slots=True)
 class ParsedRequest:
-    """The JSON header, and each input's binary data (None for inputs given as JSON)."""
+    """The JSON header, each input's binary data (None for inputs given as JSON), and the
+    inputs' layout ("matrix" or "columns") and N, read from the shapes alone."""
 
     request: InferenceRequest
     binary: tuple[memoryview | None, ...]
-
-    @property
-    def batch_size(self) -> int:
-        """N, read from the shapes alone (before any data is decoded)."""
-        return _layout(self.request.inputs)[1]
+    layout: str
+    batch_size: int
 
 
 def parse_request(body: bytes, header_length: str | None) -> ParsedRequest:
-    """Split and parse the body; check each binary input's declared size against the bytes."""
+    """Split and parse the body; check the inputs' names and shapes, and each binary input's
+    declared size against the bytes."""
     json_end = len(body) if header_length is None else _header_length(header_length, len(body))
     try:
         request = InferenceRequest.model_validate_json(body[:json_end])
     except ValidationError as error:
         raise InferenceProtocolError(_describe_validation(error)) from None
-    return ParsedRequest(request, _binary_inputs(request.inputs, memoryview(body)[json_end:]))
+    layout, batch_size = _layout(request.inputs)
+    binary = _binary_inputs(request.inputs, memoryview(body)[json_end:])
+    return ParsedRequest(request, binary, layout, batch_size)
 
 
 def _header_length(value: str, body_length: int) -> int:
@@ -156,13 +157,12 @@ def _is_column_shape(shape: tuple[int, ...]) -> bool:
 
 def decode_rows(parsed: ParsedRequest) -> np.ndarray:
     """The [N, 7] float64 array the inputs describe, columns in FEATURES order."""
-    inputs = parsed.request.inputs
-    layout, rows = _layout(inputs)
+    inputs, rows = parsed.request.inputs, parsed.batch_size
     tensors = {
         tensor.name: _decode(tensor, chunk)
         for tensor, chunk in zip(inputs, parsed.binary, strict=True)
     }
-    if layout == "matrix":
+    if parsed.layout == "matrix":
         return tensors[inputs[0].name].reshape(rows, len(FEATURES))
     return np.column_stack([tensors[name].reshape(rows) for name in FEATURES])
 
@@ -294,13 +294,13 @@ def requested_outputs(request: InferenceRequest, has_probabilities: bool) -> lis
 def output_tensors(
     wanted: list[tuple[str, bool]], species_ids: np.ndarray, probabilities: np.ndarray | None
 ) -> list[OutputTensor]:
-    values = {
-        LABEL_OUTPUT: ("INT64", lambda: np.asarray(species_ids, dtype="<i8")),
-        PROBABILITIES_OUTPUT: ("FP64", lambda: np.asarray(probabilities, dtype="<f8")),
-    }
-    return [
-        OutputTensor(name, values[name][0], values[name][1](), binary) for name, binary in wanted
-    ]
+    tensors = []
+    for name, binary in wanted:
+        if name == LABEL_OUTPUT:
+            tensors.append(OutputTensor(name, "INT64", np.asarray(species_ids, "<i8"), binary))
+        else:
+            tensors.append(OutputTensor(name, "FP64", np.asarray(probabilities, "<f8"), binary))
+    return tensors
 
 
 def encode_response(
