@@ -14,7 +14,10 @@ from support.models import ModelStore
 
 WORKERS = 2
 CLIENTS = 8
-REQUESTS_PER_CLIENT = 150
+# The clients stop once every model has been swapped MIN_SWAPS times (a fast API serves a
+# fixed number of requests before many swaps happen), or after this many requests each.
+MAX_REQUESTS_PER_CLIENT = 3000
+MIN_SWAPS = 5
 SWAP_INTERVAL_S = 0.2
 SWAPPED = ("svm", "randomforest")
 
@@ -34,8 +37,15 @@ def _alternatives(model_store: ModelStore, tmp_path) -> dict[str, list[bytes]]:
     }
 
 
-def _swap_until(stop: threading.Event, model_store: ModelStore, versions, swaps: Counter) -> None:
-    """Write the other version beside the model and os.replace it, as the trainer does."""
+def _swap_until(
+    stop: threading.Event,
+    enough: threading.Event,
+    model_store: ModelStore,
+    versions,
+    swaps: Counter,
+) -> None:
+    """Write the other version beside the model and os.replace it, as the trainer does;
+    set ``enough`` once every model has been swapped MIN_SWAPS times."""
     while not stop.wait(SWAP_INTERVAL_S):
         for name, candidates in versions.items():
             target = model_store.model_path(name)
@@ -43,29 +53,38 @@ def _swap_until(stop: threading.Event, model_store: ModelStore, versions, swaps:
             temporary.write_bytes(candidates[swaps[name] % 2 - 1])
             os.replace(temporary, target)
             swaps[name] += 1
+        if min(swaps[name] for name in versions) >= MIN_SWAPS:
+            enough.set()
 
 
 def test_replacing_model_files_under_load_serves_only_whole_models(
     model_store, server_env, results_dir, penguin_bodies, tmp_path
 ):
     versions = _alternatives(model_store, tmp_path)
-    stop = threading.Event()
+    stop, enough = threading.Event(), threading.Event()
     swaps: Counter = Counter()
-    swapper = threading.Thread(target=_swap_until, args=(stop, model_store, versions, swaps))
+    swapper = threading.Thread(
+        target=_swap_until, args=(stop, enough, model_store, versions, swaps)
+    )
     with live_server(server_env, tmp_path / "server.out", WORKERS) as server:
         swapper.start()
         try:
             outcomes = run_clients(
                 CLIENTS,
                 lambda seed: send_requests(
-                    server.base_url, REQUESTS_PER_CLIENT, seed, penguin_bodies, (*SWAPPED, "best")
+                    server.base_url,
+                    MAX_REQUESTS_PER_CLIENT,
+                    seed,
+                    penguin_bodies,
+                    (*SWAPPED, "best"),
+                    stop=enough,
                 ),
             )
         finally:
             stop.set()
             swapper.join()
 
-    assert min(swaps.values()) >= 5, f"too few swaps happened during the load: {swaps}"
+    assert min(swaps.values()) >= MIN_SWAPS, f"too few swaps happened during the load: {swaps}"
     statuses = Counter(outcome.status for outcome in outcomes)
     assert statuses == {200: len(outcomes)}, statuses
 
