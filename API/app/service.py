@@ -23,7 +23,7 @@ from app.log_records import log_lines
 from app.models.loading import ServedModel
 from app.models.registry import ModelRegistry
 from app.models.runtimes import RuntimeName
-from app.prediction_log import PredictionLog, utc_timestamp
+from app.prediction_log import GroupCommit, PredictionLog, utc_timestamp
 from app.report import EMPTY_METRICS, MetricsReport, ReportRow, ReportRows
 from app.schemas import ModelDetail, ModelsResponse, ModelSummary
 from penguin_contract import RESERVED_MODEL_NAMES, SPECIES, normalize_model_name
@@ -65,6 +65,7 @@ class PredictionService:
         self.registry = registry
         self.report = report
         self.log = log
+        self.group_commit = GroupCommit(log)
         self.predictions_counter = predictions_counter
         self.max_batch_size = max_batch_size
         self._listing: tuple[tuple, bytes] | None = None
@@ -89,15 +90,15 @@ class PredictionService:
     ) -> Predictions:
         """Predict every row (validated, FEATURES order), log one line per row, count them.
 
-        One row is predicted on the event loop (microseconds with ONNX Runtime); a batch in
-        a worker thread. The log is written on the loop unless that would wait for a lock.
+        One row is predicted on the event loop (microseconds with ONNX Runtime), and its
+        line shares one append with the other single predictions of the loop's turn; a
+        batch is predicted and logged in a worker thread.
         """
         if batch:
             return await run_in_threadpool(self._predict_and_log, model, rows, request_id, started)
         predictions = self._predicted(model, rows)
         lines = self._log_lines(model, rows, predictions, request_id, started, batch=False)
-        if self.log.fsync or not self.log.try_append(lines):
-            await run_in_threadpool(self.log.append, lines)
+        await self.group_commit.append(lines)
         self._count(predictions)
         return predictions
 
