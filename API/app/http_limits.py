@@ -1,4 +1,5 @@
-"""uvicorn's httptools protocol with deadlines for slow clients and a cap on header size.
+"""uvicorn's httptools protocol with deadlines for slow clients, a cap on header size, and
+one write per response.
 
 uvicorn (0.54) bounds only the idle time between requests (``timeout_keep_alive``), and even
 that timer is cancelled by any byte received and re-armed only when a response completes.
@@ -23,6 +24,9 @@ connection, whatever phase the client is in:
 While a request is being answered no deadline but the send one applies: that is the app's
 time, not the client's. Only uvicorn's public protocol methods are overridden; each calls
 the original.
+
+uvicorn gets the connection's transport wrapped in ``OneWritePerTurn``, so a response's head
+and body leave in one system call (below).
 
 A request moves the deadline four times. Rather than cancel and create a timer each time
 (~5 % of the throughput of a small request), the connection keeps one timer: moving the
@@ -77,7 +81,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self.timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
+        super().connection_made(OneWritePerTurn(transport, self.loop))  # type: ignore[arg-type]
         self._arm(self.limits.header_timeout_s)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -203,6 +207,67 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         if self.phase is Phase.BODY:
             return self.limits.body_timeout_s
         return self.limits.keep_alive_s
+
+
+class OneWritePerTurn:
+    """A connection's transport that sends everything written during one turn of the event
+    loop with one ``write``.
+
+    uvicorn writes a response's head and its body separately: for a small answer that is two
+    system calls and two TCP segments where one would do, and the first of them, which wakes
+    the client up, was the most expensive call of a prediction (+6 % req/s measured for one
+    write). Writes are held until the callbacks already queued have run (``call_soon``);
+    beyond MAX_HELD_BYTES they are sent at once, so a large body meets flow control as
+    before. ``close`` sends what is held first; ``abort`` drops it.
+    """
+
+    MAX_HELD_BYTES = 64 * 1024
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._held: list[bytes] = []
+        self._held_bytes = 0
+
+    def write(self, data: bytes) -> None:
+        if not self._held:
+            self._loop.call_soon(self._send_held)
+        self._held.append(data)
+        self._held_bytes += len(data)
+        if self._held_bytes > self.MAX_HELD_BYTES:
+            self._send_held()
+
+    def writelines(self, chunks) -> None:
+        for chunk in chunks:
+            self.write(chunk)
+
+    def write_eof(self) -> None:
+        self._send_held()
+        self._transport.write_eof()
+
+    def get_write_buffer_size(self) -> int:
+        return self._held_bytes + self._transport.get_write_buffer_size()
+
+    def close(self) -> None:
+        self._send_held()
+        self._transport.close()
+
+    def abort(self) -> None:
+        self._held.clear()
+        self._held_bytes = 0
+        self._transport.abort()
+
+    def __getattr__(self, name: str):
+        return getattr(self._transport, name)
+
+    def _send_held(self) -> None:
+        if not self._held:
+            return
+        data = b"".join(self._held)
+        self._held.clear()
+        self._held_bytes = 0
+        if not self._transport.is_closing():
+            self._transport.write(data)
 
 
 def _timeout_response(error: RequestTimeoutError, cycle: RequestResponseCycle | None) -> bytes:
