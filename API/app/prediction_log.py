@@ -5,7 +5,7 @@ Guarantees, and how they are kept:
   descriptor under an exclusive ``flock`` that every writer takes (several workers may
   append at once). The data reaches the kernel before the response goes out (and the disk
   too with LOG_FSYNC=true). If the write fails the prediction is not returned (503).
-  ``GroupCommit`` makes the single predictions of one event-loop turn share that append.
+  The single predictions of one event-loop turn share one append (app.service).
 - Nothing torn after kill -9: Linux may stop a large write between pages for SIGKILL, so
   the next writer, holding the lock, cuts such a partial last line off. It cuts only a tail
   that is one of the API's own lines (it starts as they do and is no longer than one);
@@ -20,7 +20,6 @@ Guarantees, and how they are kept:
   duplicated or written to a rotated file.
 """
 
-import asyncio
 import contextlib
 import errno
 import fcntl
@@ -30,8 +29,6 @@ import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-
-from starlette.concurrency import run_in_threadpool
 
 from app.errors import PredictionLogError
 
@@ -256,45 +253,3 @@ def _remove_partial_write(fd: int, written: int) -> None:
     end = os.lseek(fd, 0, os.SEEK_CUR)
     if written > 0 and os.fstat(fd).st_size == end:
         os.ftruncate(fd, end - written)
-
-
-class GroupCommit:
-    """Appends the lines of all the single predictions made during one turn of the event
-    loop with one ``PredictionLog`` append; each request goes on once its line is written.
-
-    Under load one worker's loop starts several requests per turn, and each append costs six
-    system calls (lock, two stats, tail check, write, unlock): one shared append made a
-    single prediction ~17 % cheaper (bench/README.md). If the append fails, every request of
-    the group gets the error (503), as each would have alone. With LOG_FSYNC the group also
-    shares one fsync. Not for batches, which already append all their lines at once, from a
-    worker thread.
-    """
-
-    def __init__(self, log: PredictionLog) -> None:
-        self.log = log
-        self._waiting: list[tuple[bytes, asyncio.Future[None]]] = []
-        self._writer: asyncio.Task[None] | None = None
-
-    async def append(self, lines: bytes) -> None:
-        """Return once ``lines`` are in the log; PredictionLogError if they cannot be."""
-        written = asyncio.get_running_loop().create_future()
-        self._waiting.append((lines, written))
-        if self._writer is None:
-            # Its first step runs after the requests already started in this turn.
-            self._writer = asyncio.create_task(self._write_waiting())
-        await written
-
-    async def _write_waiting(self) -> None:
-        waiting, self._waiting, self._writer = self._waiting, [], None
-        lines = b"".join(lines for lines, _ in waiting)
-        try:
-            if self.log.fsync or not self.log.try_append(lines):
-                await run_in_threadpool(self.log.append, lines)
-        except PredictionLogError as error:
-            for _, written in waiting:
-                if not written.done():  # a request cancelled meanwhile
-                    written.set_exception(PredictionLogError(error.reason))
-            return
-        for _, written in waiting:
-            if not written.done():
-                written.set_result(None)

@@ -18,14 +18,16 @@ from app.errors import (
     ModelNotFoundError,
     ModelUnavailableError,
     NoBestModelError,
+    PredictionLogError,
 )
 from app.log_records import log_lines
 from app.models.loading import ServedModel
 from app.models.registry import ModelRegistry
 from app.models.runtimes import RuntimeName
-from app.prediction_log import GroupCommit, PredictionLog, utc_timestamp
+from app.prediction_log import PredictionLog, utc_timestamp
 from app.report import EMPTY_METRICS, MetricsReport, ReportRow, ReportRows
 from app.schemas import ModelDetail, ModelsResponse, ModelSummary
+from app.turn_batch import TurnBatch
 from penguin_contract import RESERVED_MODEL_NAMES, SPECIES, normalize_model_name
 
 BEST_ALIAS = "best"
@@ -52,6 +54,20 @@ class Predictions:
     species_ids: np.ndarray
     probabilities: np.ndarray | None
 
+    def rows(self, start: int, stop: int) -> "Predictions":
+        probabilities = None if self.probabilities is None else self.probabilities[start:stop]
+        return Predictions(self.model, self.runtime, self.species_ids[start:stop], probabilities)
+
+
+@dataclass(frozen=True, slots=True)
+class SinglePrediction:
+    """A request for one prediction, waiting for the others of its event-loop turn."""
+
+    model: ServedModel
+    rows: np.ndarray
+    request_id: str
+    started: float
+
 
 class PredictionService:
     def __init__(
@@ -65,7 +81,9 @@ class PredictionService:
         self.registry = registry
         self.report = report
         self.log = log
-        self.group_commit = GroupCommit(log)
+        self._singles: TurnBatch[SinglePrediction, Predictions] = TurnBatch(
+            self._predict_and_log_singles
+        )
         self.predictions_counter = predictions_counter
         self.max_batch_size = max_batch_size
         self._listing: tuple[tuple, bytes] | None = None
@@ -90,17 +108,13 @@ class PredictionService:
     ) -> Predictions:
         """Predict every row (validated, FEATURES order), log one line per row, count them.
 
-        One row is predicted on the event loop (microseconds with ONNX Runtime), and its
-        line shares one append with the other single predictions of the loop's turn; a
-        batch is predicted and logged in a worker thread.
+        A batch is predicted and logged in a worker thread. A single prediction is made on
+        the event loop (microseconds with ONNX Runtime), together with the others of the
+        loop's turn: one runtime call per model and one log append for all (app.turn_batch).
         """
         if batch:
             return await run_in_threadpool(self._predict_and_log, model, rows, request_id, started)
-        predictions = self._predicted(model, rows)
-        lines = self._log_lines(model, rows, predictions, request_id, started, batch=False)
-        await self.group_commit.append(lines)
-        self._count(predictions)
-        return predictions
+        return await self._singles.submit(SinglePrediction(model, rows, request_id, started))
 
     async def listing_json(self) -> bytes:
         """GET /models' body, encoded once per state of the model files and the report.
@@ -150,6 +164,48 @@ class PredictionService:
         self.log.append(self._log_lines(model, rows, predictions, request_id, started, True))
         self._count(predictions)
         return predictions
+
+    async def _predict_and_log_singles(
+        self, singles: list[SinglePrediction]
+    ) -> list[Predictions | BaseException]:
+        """Each model's rows in one runtime call, then every line in one append. A model
+        that fails fails its own requests; a log that fails fails them all."""
+        outcomes: list[Predictions | BaseException] = [None] * len(singles)  # type: ignore[list-item]
+        lines = []
+        for indices in _indices_by_model(singles):
+            model = singles[indices[0]].model
+            rows = np.concatenate([singles[index].rows for index in indices])
+            try:
+                predicted = self._predicted(model, rows)
+            except Exception as error:
+                for index in indices:
+                    outcomes[index] = error
+                continue
+            start = 0
+            for index in indices:
+                single = singles[index]
+                stop = start + len(single.rows)
+                outcomes[index] = predictions = predicted.rows(start, stop)
+                lines.append(
+                    self._log_lines(
+                        model, single.rows, predictions, single.request_id, single.started, False
+                    )
+                )
+                start = stop
+        if lines:
+            try:
+                await self._append_on_loop(b"".join(lines))
+            except PredictionLogError as error:
+                return [error if isinstance(o, Predictions) else o for o in outcomes]
+        for outcome in outcomes:
+            if isinstance(outcome, Predictions):
+                self._count(outcome)
+        return outcomes
+
+    async def _append_on_loop(self, lines: bytes) -> None:
+        """Append on the event loop, or in a worker thread if that would wait for a lock."""
+        if self.log.fsync or not self.log.try_append(lines):
+            await run_in_threadpool(self.log.append, lines)
 
     @staticmethod
     def _predicted(model: ServedModel, rows: np.ndarray) -> Predictions:
@@ -233,6 +289,14 @@ class PredictionService:
         if not model.usable:
             raise ModelUnavailableError(model.name, model.reason or model.status)
         return model
+
+
+def _indices_by_model(singles: list[SinglePrediction]) -> list[list[int]]:
+    """The positions of ``singles``, grouped by the loaded model each was given."""
+    groups: dict[int, list[int]] = {}
+    for index, single in enumerate(singles):
+        groups.setdefault(id(single.model), []).append(index)
+    return list(groups.values())
 
 
 def _metadata(row: ReportRow | None) -> dict:

@@ -1,6 +1,5 @@
 """predictions.log: whole lines, one write each, and no prediction without its line."""
 
-import asyncio
 import fcntl
 import json
 import os
@@ -12,7 +11,7 @@ import pytest
 from support.api import ADELIE, read_log
 
 from app.errors import PredictionLogError
-from app.prediction_log import GroupCommit, PredictionLog
+from app.prediction_log import PredictionLog
 
 
 def json_line(record: dict) -> bytes:
@@ -190,86 +189,3 @@ def test_api_with_log_fsync_logs_single_and_batch_predictions(settings):
         single.headers["X-Request-ID"],
         *[batch.headers["X-Request-ID"]] * 2,
     ]
-
-
-class CountingLog(PredictionLog):
-    """A PredictionLog that counts its appends."""
-
-    appends = 0
-
-    def _append(self, lines: bytes, deadline: float | None) -> bool:
-        self.appends += 1
-        return super()._append(lines, deadline)
-
-
-def _append_together(group: GroupCommit, lines: list[bytes]) -> list:
-    """Start one append per line in the same turn of the loop; their results or errors."""
-
-    async def together() -> list:
-        return await asyncio.gather(*(group.append(line) for line in lines), return_exceptions=True)
-
-    return asyncio.run(together())
-
-
-def test_single_predictions_of_one_loop_turn_share_one_append(tmp_path):
-    log = CountingLog(tmp_path / "predictions.log")
-    results = _append_together(GroupCommit(log), [json_line({"i": i}) for i in range(20)])
-
-    assert results == [None] * 20
-    assert log.appends == 1
-    assert sorted(line["i"] for line in logged(tmp_path / "predictions.log")) == list(range(20))
-
-
-def test_a_failed_group_append_fails_every_request_of_the_group(tmp_path):
-    (tmp_path / "predictions.log").mkdir()  # not a regular file: cannot be appended to
-    log = PredictionLog(tmp_path / "predictions.log")
-
-    errors = _append_together(GroupCommit(log), [json_line({"i": i}) for i in range(5)])
-
-    assert all(isinstance(error, PredictionLogError) for error in errors)
-    assert len({id(error) for error in errors}) == 5  # each request raises its own
-
-
-def test_a_group_waits_in_a_thread_for_a_lock_held_by_another_process(tmp_path):
-    path = tmp_path / "predictions.log"
-    log = PredictionLog(path, lock_timeout_s=5)
-    group = GroupCommit(log)
-    other = os.open(path, os.O_RDWR | os.O_CREAT)
-    fcntl.flock(other, fcntl.LOCK_EX)
-    released = threading.Timer(0.3, fcntl.flock, (other, fcntl.LOCK_UN))
-
-    async def while_locked() -> tuple[list, int]:
-        released.start()
-        appends = asyncio.gather(*(group.append(json_line({"i": i})) for i in range(3)))
-        ticks = 0
-        while not appends.done():  # the loop keeps running while the lock is held
-            ticks += 1
-            await asyncio.sleep(0.01)
-        return await appends, ticks
-
-    try:
-        results, ticks = asyncio.run(while_locked())
-    finally:
-        released.join()
-        os.close(other)
-    assert results == [None] * 3
-    assert ticks >= 10
-    assert sorted(line["i"] for line in logged(path)) == [0, 1, 2]
-
-
-def test_a_cancelled_request_does_not_stop_the_others_of_its_group(tmp_path):
-    log = PredictionLog(tmp_path / "predictions.log")
-    group = GroupCommit(log)
-
-    async def one_cancelled() -> list:
-        tasks = [asyncio.create_task(group.append(json_line({"i": i}))) for i in range(3)]
-        await asyncio.sleep(0)  # all three are waiting for the group's append
-        tasks[1].cancel()
-        return await asyncio.gather(*tasks, return_exceptions=True)
-
-    results = asyncio.run(one_cancelled())
-
-    assert results[0] is None and results[2] is None
-    assert isinstance(results[1], asyncio.CancelledError)
-    # Its line was already handed over: it is written with the others.
-    assert sorted(line["i"] for line in logged(tmp_path / "predictions.log")) == [0, 1, 2]
