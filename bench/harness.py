@@ -2,6 +2,7 @@
 
 import json
 import os
+import resource
 import signal
 import socket
 import statistics
@@ -131,6 +132,7 @@ class LoadResult:
     p99_ms: float
     errors: int
     rounds: int
+    load_generator_cores: float  # wrk's CPU seconds per second: cores the server did not get
 
 
 @dataclass(frozen=True)
@@ -151,7 +153,8 @@ class Job:
 
 
 def run_wrk(url: str, body_file: Path | None, threads: int, connections: int, seconds: int):
-    """One wrk run; returns its parsed summary (see wrk_report.lua)."""
+    """One wrk run; returns its parsed summary (see wrk_report.lua) and ``cpu_s``, the CPU
+    time wrk itself used (user + system)."""
     command = [
         "wrk",
         f"-t{threads}",
@@ -165,10 +168,13 @@ def run_wrk(url: str, body_file: Path | None, threads: int, connections: int, se
         url,
     ]
     env = {**os.environ, "WRK_BODY_FILE": str(body_file or "")}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     output = subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu_s = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     for line in output.splitlines():
         if line.startswith("WRK_SUMMARY "):
-            return json.loads(line.removeprefix("WRK_SUMMARY "))
+            return {**json.loads(line.removeprefix("WRK_SUMMARY ")), "cpu_s": cpu_s}
     raise RuntimeError(f"wrk printed no summary:\n{output}")
 
 
@@ -202,4 +208,5 @@ def summarize(runs: list[dict]) -> LoadResult:
         p99_ms=statistics.median(r["p99_us"] for r in runs) / 1000,
         errors=sum(r[kind] for r in runs for kind in errors),
         rounds=len(runs),
+        load_generator_cores=statistics.median(r["cpu_s"] / (r["duration_us"] / 1e6) for r in runs),
     )

@@ -343,6 +343,7 @@ def targets(rows: dict[str, Row], raw: dict[str, float], v2: bool | None) -> lis
                 ratio >= WORKERS_SPEEDUP_TARGET,
             )
         )
+        found.append(workers_per_core(rows["apiN-svm"], rows[f"api1-{LATENCY_MODEL}"]))
     infer_key = f"api1-infer-{LATENCY_MODEL}"
     infer_name = f"v2 infer {LATENCY_MODEL} req/s >= 0.9x /classify"
     if v2 is False:
@@ -353,6 +354,21 @@ def targets(rows: dict[str, Row], raw: dict[str, float], v2: bool | None) -> lis
     errors = sum(row.result.errors for key, row in rows.items() if key.startswith("api"))
     found.append(Target("0 errors (API, every row)", str(errors), errors == 0))
     return found
+
+
+def workers_per_core(many: Row, one: Row) -> Target:
+    """The scaling per core the workers actually had: wrk runs on the same machine, and the
+    CPU it uses is taken from the servers (all of it from the second core with 1 worker)."""
+    cores = os.cpu_count() or 1
+    many_cores = cores - many.result.load_generator_cores
+    one_cores = min(1.0, cores - one.result.load_generator_cores)
+    per_core = (many.result.requests_per_s / many_cores) / (one.result.requests_per_s / one_cores)
+    return Target(
+        "2 workers, req/s per core left by wrk (no target)",
+        f"{per_core:.2f}x of 1 worker's (wrk used {many.result.load_generator_cores:.2f} of "
+        f"{cores} cores with 2 workers, {one.result.load_generator_cores:.2f} with 1)",
+        None,
+    )
 
 
 def single_row_target(name: str, row: Row, floor_rate: float) -> Target:
