@@ -160,7 +160,9 @@ class PredictionService:
     def _predict_and_log(
         self, model: ServedModel, rows: np.ndarray, request_id: str, started: float
     ) -> Predictions:
-        predictions = self._predicted(model, rows)
+        predictions = _finite(model, self._predicted(model, rows))
+        if isinstance(predictions, ModelUnavailableError):
+            raise predictions
         self.log.append(self._log_lines(model, rows, predictions, request_id, started, True))
         self._count(predictions)
         return predictions
@@ -168,30 +170,28 @@ class PredictionService:
     async def _predict_and_log_singles(
         self, singles: list[SinglePrediction]
     ) -> list[Predictions | BaseException]:
-        """Each model's rows in one runtime call, then every line in one append. A model
-        that fails fails its own requests; a log that fails fails them all."""
+        """Each model's rows in one runtime call, then every line in one append. A request
+        fails only if it would have failed alone, except when the log cannot be written:
+        then they all fail."""
         outcomes: list[Predictions | BaseException] = [None] * len(singles)  # type: ignore[list-item]
         lines = []
         for indices in _indices_by_model(singles):
-            model = singles[indices[0]].model
-            rows = np.concatenate([singles[index].rows for index in indices])
-            try:
-                predicted = self._predicted(model, rows)
-            except Exception as error:
-                for index in indices:
-                    outcomes[index] = error
-                continue
-            start = 0
-            for index in indices:
-                single = singles[index]
-                stop = start + len(single.rows)
-                outcomes[index] = predictions = predicted.rows(start, stop)
-                lines.append(
-                    self._log_lines(
-                        model, single.rows, predictions, single.request_id, single.started, False
+            group = [singles[index] for index in indices]
+            for index, single, outcome in zip(
+                indices, group, self._predict_group(group), strict=True
+            ):
+                outcomes[index] = outcome
+                if isinstance(outcome, Predictions):
+                    lines.append(
+                        self._log_lines(
+                            single.model,
+                            single.rows,
+                            outcome,
+                            single.request_id,
+                            single.started,
+                            batch=False,
+                        )
                     )
-                )
-                start = stop
         if lines:
             try:
                 await self._append_on_loop(b"".join(lines))
@@ -201,6 +201,28 @@ class PredictionService:
             if isinstance(outcome, Predictions):
                 self._count(outcome)
         return outcomes
+
+    def _predict_group(self, group: list[SinglePrediction]) -> list[Predictions | Exception]:
+        """The predictions of requests for one model, from one runtime call; should that
+        call fail, from one call per request, so that only a request that fails alone fails."""
+        model = group[0].model
+        if len(group) == 1:
+            return [self._predicted_alone(model, group[0].rows)]
+        try:
+            predicted = self._predicted(model, np.concatenate([single.rows for single in group]))
+        except Exception:
+            return [self._predicted_alone(model, single.rows) for single in group]
+        stops = np.cumsum([len(single.rows) for single in group]).tolist()
+        return [
+            _finite(model, predicted.rows(stop - len(single.rows), stop))
+            for single, stop in zip(group, stops, strict=True)
+        ]
+
+    def _predicted_alone(self, model: ServedModel, rows: np.ndarray) -> Predictions | Exception:
+        try:
+            return _finite(model, self._predicted(model, rows))
+        except Exception as error:
+            return error
 
     async def _append_on_loop(self, lines: bytes) -> None:
         """Append on the event loop, or in a worker thread if that would wait for a lock."""
@@ -212,8 +234,6 @@ class PredictionService:
         runtime = model.runtime
         assert runtime is not None
         labels, probabilities = runtime.predict(rows)
-        if probabilities is not None and not np.isfinite(probabilities).all():
-            raise ModelUnavailableError(model.name, "it returned probabilities that are not finite")
         return Predictions(model.name, runtime.name, labels, probabilities)
 
     @staticmethod
@@ -289,6 +309,13 @@ class PredictionService:
         if not model.usable:
             raise ModelUnavailableError(model.name, model.reason or model.status)
         return model
+
+
+def _finite(model: ServedModel, predictions: Predictions) -> Predictions | ModelUnavailableError:
+    """``predictions``, or the error to answer if any of its probabilities is not finite."""
+    if predictions.probabilities is not None and not np.isfinite(predictions.probabilities).all():
+        return ModelUnavailableError(model.name, "it returned probabilities that are not finite")
+    return predictions
 
 
 def _indices_by_model(singles: list[SinglePrediction]) -> list[list[int]]:

@@ -81,27 +81,50 @@ def test_predictions_made_together_are_exactly_those_made_alone(
     assert [line["request_id"] for line in logged].count("together") == len(together)
 
 
-def test_a_failing_model_fails_only_its_own_requests(settings):
-    service, birds = _service(settings), _birds()[:10]
+DREAM = 3  # island code
 
-    async def gradientboosting_broken() -> list:
-        broken = await service.model_for("gradientboosting")
 
-        def not_finite(rows: np.ndarray):
-            return np.ones(len(rows), dtype=np.int64), np.full((len(rows), 3), np.nan)
+@pytest.mark.parametrize("failure", ["not finite", "raises"])
+def test_a_request_fails_only_if_it_would_fail_alone(settings, failure):
+    """gradientboosting made to fail on birds from Dream, in the same turn as other birds
+    and as svm requests."""
+    service, birds = _service(settings), _birds()
+    birds = [row for row in birds if row[0, 0] == DREAM][:4] + birds[:6]
+    expected_failure = ModelUnavailableError if failure == "not finite" else ValueError
 
-        broken.runtime.predict = not_finite  # type: ignore[method-assign, union-attr]
-        return await asyncio.gather(
+    async def gradientboosting_broken_on_dream() -> tuple[list, list]:
+        alone = [await _single(service, "gradientboosting", row, "alone") for row in birds]
+        runtime = (await service.model_for("gradientboosting")).runtime
+        predict = runtime.predict
+
+        def broken(rows: np.ndarray):
+            dream = rows[:, 0] == DREAM
+            if failure == "raises" and dream.any():
+                raise ValueError("cannot predict birds from Dream")
+            labels, probabilities = predict(rows)
+            probabilities[dream] = np.nan
+            return labels, probabilities
+
+        runtime.predict = broken  # type: ignore[method-assign, union-attr]
+        together = await asyncio.gather(
             *(_single(service, m, row, m) for m in ("gradientboosting", "svm") for row in birds),
             return_exceptions=True,
         )
+        return alone, together
 
-    outcomes = asyncio.run(gradientboosting_broken())
+    alone, together = asyncio.run(gradientboosting_broken_on_dream())
 
-    assert all(isinstance(o, ModelUnavailableError) for o in outcomes[: len(birds)])
-    assert all(isinstance(o, Predictions) for o in outcomes[len(birds) :])
-    logged = read_log(settings.predictions_log_path)
-    assert [line["model"] for line in logged] == ["svm"] * len(birds)
+    for row, before, outcome in zip(birds, alone, together[: len(birds)], strict=True):
+        if row[0, 0] == DREAM:
+            assert isinstance(outcome, expected_failure)
+        else:
+            np.testing.assert_array_equal(outcome.probabilities, before.probabilities)
+    assert all(isinstance(o, Predictions) for o in together[len(birds) :])
+    together_lines = [line for line in read_log(settings.predictions_log_path)[len(birds) :]]
+    not_dream = sum(row[0, 0] != DREAM for row in birds)
+    assert sorted(line["model"] for line in together_lines) == sorted(
+        ["gradientboosting"] * not_dream + ["svm"] * len(birds)
+    )
 
 
 def test_a_log_that_cannot_be_written_fails_every_request_of_the_turn(settings):
