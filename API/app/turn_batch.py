@@ -21,19 +21,22 @@ class TurnBatch(Generic[Item, Result]):
     def __init__(self, handle: Handler) -> None:
         self.handle = handle
         self._waiting: list[tuple[Item, asyncio.Future]] = []
-        self._handler_task: asyncio.Task[None] | None = None
+        self._handlers: set[asyncio.Task[None]] = set()  # the loop only keeps weak references
 
     async def submit(self, item: Item) -> Result:
         """``item``'s result once its batch is handled (or its exception, raised)."""
         result = asyncio.get_running_loop().create_future()
+        if not self._waiting:
+            # The first item of its turn. The handler's first step runs after the requests
+            # already started in this turn, which add their items meanwhile.
+            handler = asyncio.create_task(self._handle_waiting())
+            self._handlers.add(handler)
+            handler.add_done_callback(self._handlers.discard)
         self._waiting.append((item, result))
-        if self._handler_task is None:
-            # Its first step runs after the requests already started in this turn.
-            self._handler_task = asyncio.create_task(self._handle_waiting())
         return await result
 
     async def _handle_waiting(self) -> None:
-        waiting, self._waiting, self._handler_task = self._waiting, [], None
+        waiting, self._waiting = self._waiting, []
         try:
             outcomes = await self.handle([item for item, _ in waiting])
         except Exception as error:  # the whole batch failed: each item with it
