@@ -1,9 +1,31 @@
-"""The API's error hierarchy. One handler (see main.py) turns any of them into HTTP."""
+"""The API's errors and the one place that turns any error into an HTTP answer.
+
+Every error the app raises is an ``APIError`` (a message safe for clients, a status and a
+stable code). ``install_error_handlers`` maps those, request validation errors and
+Starlette's HTTP errors to one body per protocol: ``{"detail", "code"}`` (validation:
+``{"detail": [issues], "omitted"}``) for the API, ``{"error": message}`` on /v2 paths, as
+the Open Inference Protocol says.
+"""
+
+import math
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
+
+from penguin_contract import FEATURES, FIELDS
+
+REQUEST_ID_HEADER = "X-Request-ID"
+MAX_LISTED_ISSUES = 20  # a hostile body can hold thousands of invalid values
+V2_PREFIX = "/v2"
+_FIELDS = {spec.name: spec for spec in FIELDS}
+_BODY_PARSE_ERROR = "There was an error parsing the body"  # FastAPI's text for such bodies
 
 
-class PenguinAPIError(Exception):
-    """Base class: a message safe to show to clients and the HTTP status it maps to."""
-
+class APIError(Exception):
     status_code = 500
     code = "internal_error"
 
@@ -12,7 +34,7 @@ class PenguinAPIError(Exception):
         self.message = message
 
 
-class ModelNotFoundError(PenguinAPIError):
+class ModelNotFoundError(APIError):
     status_code = 404
     code = "model_not_found"
 
@@ -23,7 +45,18 @@ class ModelNotFoundError(PenguinAPIError):
         )
 
 
-class NoBestModelError(PenguinAPIError):
+class UnknownVersionError(APIError):
+    status_code = 404
+    code = "model_not_found"
+
+    def __init__(self, name: str, version: str, served: str) -> None:
+        super().__init__(
+            f"Model {name!r} has no version {version!r}; its only version is {served} "
+            "(the sha256 of the file being served)."
+        )
+
+
+class NoBestModelError(APIError):
     status_code = 404
     code = "model_not_found"
 
@@ -34,10 +67,10 @@ class NoBestModelError(PenguinAPIError):
         )
 
 
-class ModelUnavailableError(PenguinAPIError):
+class ModelUnavailableError(APIError):
     """The model file exists but cannot be served (corrupt, not a pipeline, incompatible)."""
 
-    status_code = 500
+    status_code = 503
     code = "model_unavailable"
 
     def __init__(self, name: str, reason: str) -> None:
@@ -47,7 +80,7 @@ class ModelUnavailableError(PenguinAPIError):
         )
 
 
-class BatchTooLargeError(PenguinAPIError):
+class BatchTooLargeError(APIError):
     status_code = 413
     code = "batch_too_large"
 
@@ -55,17 +88,7 @@ class BatchTooLargeError(PenguinAPIError):
         super().__init__(f"Batch of {size} rows exceeds the maximum of {limit} rows per request.")
 
 
-class BodyTooLargeError(PenguinAPIError):
-    status_code = 413
-    code = "body_too_large"
-
-    def __init__(self, limit: int) -> None:
-        super().__init__(
-            f"The request body is larger than the maximum of {limit} bytes (MAX_BODY_BYTES)."
-        )
-
-
-class PredictionLogError(PenguinAPIError):
+class PredictionLogError(APIError):
     """The prediction could not be appended to predictions.log, so it is not returned."""
 
     status_code = 503
@@ -80,14 +103,122 @@ class PredictionLogError(PenguinAPIError):
         )
 
 
-class RequestTimeoutError(PenguinAPIError):
-    """The client did not finish sending its request in time (HEADER_TIMEOUT_S, BODY_TIMEOUT_S)."""
+class InferenceRequestError(APIError):
+    """A v2 request that does not follow the protocol or the model's inputs and outputs."""
 
-    status_code = 408
-    code = "request_timeout"
+    status_code = 400
+    code = "invalid_inference_request"
 
-    def __init__(self, part: str, timeout_s: float, setting: str) -> None:
-        super().__init__(
-            f"The {part} of the request did not arrive within {timeout_s:g} s ({setting}). "
-            "Send the whole request at once; the connection is closed."
-        )
+
+def body_too_large(limit: int) -> HTTPException:
+    """Raised while the body is read: FastAPI passes HTTPExceptions from there unchanged."""
+    message = f"The request body is larger than the maximum of {limit} bytes (MAX_BODY_BYTES)."
+    return HTTPException(413, message)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(APIError, _api_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(ClientDisconnect, _client_gone)
+    app.add_exception_handler(Exception, _unexpected_error)
+
+
+def _respond(
+    request: Request, status: int, code: str, detail: str | list, omitted: int = 0
+) -> JSONResponse:
+    """The one place that shapes an error body, by protocol."""
+    headers = {}
+    if request_id := getattr(request.state, "request_id", None):
+        headers[REQUEST_ID_HEADER] = request_id
+    path = request.url.path
+    if path == V2_PREFIX or path.startswith(V2_PREFIX + "/"):
+        message = detail if isinstance(detail, str) else "; ".join(i["msg"] for i in detail)
+        status = 400 if status == 422 else status  # the protocol's status for a bad request
+        return JSONResponse({"error": message}, status, headers)
+    if isinstance(detail, list):
+        body = {"detail": detail[:MAX_LISTED_ISSUES], "omitted": omitted}
+        return JSONResponse(body, status, headers)
+    return JSONResponse({"detail": detail, "code": code}, status, headers)
+
+
+async def _api_error(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, APIError)
+    return _respond(request, error.status_code, error.code, error.message)
+
+
+async def _validation_error(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, RequestValidationError)
+    found = error.errors()
+    issues = [validation_issue(raw) for raw in found[:MAX_LISTED_ISSUES]]
+    return _respond(request, 422, "invalid_input", issues, omitted=len(found) - len(issues))
+
+
+async def _http_error(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, HTTPException)
+    status, detail = error.status_code, error.detail
+    if status == 400 and detail == _BODY_PARSE_ERROR:  # e.g. JSON nested too deeply
+        issue = {"loc": ["body"], "field": None, "type": "json_invalid", "allowed": None}
+        issue["msg"] = "The body could not be parsed as JSON (nested too deeply or malformed)"
+        return _respond(request, 422, "invalid_input", [issue])
+    if status == 404 and detail == "Not Found":
+        detail = "Not Found. GET /models lists the models; POST /classify/{model} classifies."
+    code = "body_too_large" if status == 413 else f"http_{status}"
+    response = _respond(request, status, code, str(detail))
+    response.headers.update(error.headers or {})
+    return response
+
+
+async def _client_gone(request: Request, error: Exception) -> JSONResponse:
+    """The client left while its body was read: nobody reads this answer, and it is no bug."""
+    return _respond(request, 400, "client_disconnected", "The client disconnected")
+
+
+async def _unexpected_error(request: Request, error: Exception) -> JSONResponse:
+    """A bug: the traceback goes to the server's log (Starlette re-raises), never to the client."""
+    message = "Internal server error; the traceback is in the API's log."
+    return _respond(request, 500, "internal", message)
+
+
+def validation_issue(raw: dict[str, Any]) -> dict[str, Any]:
+    """A pydantic error (or one in its shape) as {loc, field, msg, type, allowed}."""
+    loc = [part if isinstance(part, int) else _shortened(str(part)) for part in raw["loc"]]
+    loc = [part for index, part in enumerate(loc) if index == 0 or part != loc[index - 1]]
+    kind = str(raw.get("type", "value_error"))
+    field = next((part for part in reversed(loc) if part in _FIELDS), None)
+    issue: dict[str, Any] = {"loc": loc, "field": field, "type": kind, "allowed": None}
+    if kind == "json_invalid":
+        reason = (raw.get("ctx") or {}).get("error", "invalid JSON")
+        issue["msg"] = f"The body is not valid JSON ({reason})"
+    elif field is not None:
+        allowed = _FIELDS[field].allowed()
+        message = str(raw.get("msg", "")).removeprefix("Value error, ")
+        issue["allowed"] = allowed
+        issue["msg"] = f"{field}: {message}{_got(raw)} (allowed: {allowed})"
+    elif loc == ["body"] and kind == "missing":
+        issue["msg"] = f"A JSON body is required, with the fields {', '.join(FEATURES)}"
+    else:
+        issue["msg"] = f"{'.'.join(map(str, loc))}: {raw.get('msg')}"
+    return issue
+
+
+def _shortened(text: str, limit: int = 64) -> str:
+    """A body's key can be as long as the body: an answer quotes at most ``limit`` chars."""
+    return text if len(text) <= limit else f"{text[:limit]}..."
+
+
+def _got(raw: dict[str, Any]) -> str:
+    if raw.get("type") in ("missing", "value_error") or "input" not in raw:
+        return ""
+    value = raw["input"]
+    if isinstance(value, str):
+        return f", got {value[:40]!r}"
+    if (
+        value is None
+        or isinstance(value, bool | int)
+        or (isinstance(value, float) and math.isfinite(value))
+    ):
+        return f", got {value!r}"
+    if isinstance(value, float):
+        return f", got {value}"
+    return f", got a {type(value).__name__}"

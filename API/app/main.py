@@ -1,22 +1,23 @@
 """Build the FastAPI application. Nothing here touches the disk until a request arrives."""
 
-import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
 from app.api.body_limit import BodySizeLimit
-from app.api.exception_handlers import install_exception_handlers
 from app.api.routes import ROUTERS
+from app.catalog import Catalog
 from app.core.config import Settings
 from app.docs import mount_docs
+from app.errors import install_error_handlers
 from app.metrics import instrument
 from app.models.registry import ModelRegistry
+from app.predict import Predictor
 from app.prediction_log import PredictionLog
 from app.report import MetricsReport
-from app.service import PredictionService
 
+VERSION = "2.0.0"
 DESCRIPTION = """
 Classifies Palmer penguins (1 Adelie, 2 Chinstrap, 3 Gentoo) with the models trained in
 Jupyter, served by ONNX Runtime from their ONNX twins (or by scikit-learn). Models are
@@ -34,20 +35,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         backups=settings.log_backups,
         lock_timeout_s=settings.log_lock_timeout_s,
     )
-    registry = ModelRegistry(settings.models_dir, settings.max_model_bytes, settings.allow_pickle)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        # Everything imported so far lives as long as the process: keep it out of the
-        # cyclic GC, whose full passes over it held the event loop ~100 ms under load.
-        gc.freeze()
         yield
         prediction_log.close()
-        registry.close()
 
     app = FastAPI(
         title="Penguin Classifier API",
-        version="2.0.0",
+        version=VERSION,
         description=DESCRIPTION,
         docs_url=None,
         redoc_url=None,
@@ -55,18 +51,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     for router in ROUTERS:
         app.include_router(router)
-    # Added first, so it runs inside the metrics middleware: refused bodies are counted.
+    # Added before the metrics middleware, so it runs inside it: refused bodies are counted.
     app.add_middleware(BodySizeLimit, max_body_bytes=settings.max_body_bytes)
-    predictions_counter = instrument(app)
+    registry = ModelRegistry(settings.models_dir, settings.max_model_bytes, settings.allow_pickle)
     app.state.settings = settings
-    app.state.prediction_log = prediction_log
-    app.state.service = PredictionService(
-        registry,
-        MetricsReport(settings.report_path, settings.allow_pickle),
-        prediction_log,
-        predictions_counter,
-        settings.max_batch_size,
+    app.state.catalog = Catalog(
+        registry, MetricsReport(settings.report_path, settings.allow_pickle)
     )
-    install_exception_handlers(app)
+    app.state.predictor = Predictor(prediction_log, instrument(app), settings.max_batch_size)
+    install_error_handlers(app)
     mount_docs(app)
     return app

@@ -1,23 +1,18 @@
-"""The prediction log: one JSON line per prediction, appended before the response is sent.
+"""The prediction log: one JSON line per prediction, appended before the answer is sent.
 
 Guarantees, and how they are kept:
 - Whole lines, never interleaved: every append is ONE ``os.write`` on an ``O_APPEND``
   descriptor under an exclusive ``flock`` that every writer takes (several workers may
-  append at once). The data reaches the kernel before the response goes out (and the disk
-  too with LOG_FSYNC=true). If the write fails the prediction is not returned (503).
-  The single predictions of one event-loop turn share one append (app.service).
-- Nothing torn after kill -9: Linux may stop a large write between pages for SIGKILL, so
-  the next writer, holding the lock, cuts such a partial last line off. It cuts only a tail
-  that is one of the API's own lines (it starts as they do and is no longer than one);
-  anything else is kept, and the new lines start after a newline.
+  append at once). If the write fails, the prediction is not returned (503).
+- Nothing torn after kill -9: Linux may stop a large write between pages, so the next
+  writer, holding the lock, cuts such a partial last line off (only a tail that starts as
+  our lines do and is no longer than one); anything else is kept, after a newline.
 - Nobody else can stall or redirect it: the file is opened with ``O_NOFOLLOW`` (a symlink
-  is refused: 503, and /ready says why), must be a regular file, and the lock is waited for
-  at most LOG_LOCK_TIMEOUT_S, never on the event loop (``try_append`` does not wait; the
-  service then calls ``append`` in a worker thread).
+  gets 503, and /ready says why), must be a regular file, and another process's lock is
+  waited for at most LOG_LOCK_TIMEOUT_S.
 - Bounded size: before an append would take the file past LOG_MAX_BYTES it is renamed to
-  ``.1`` (``.1`` to ``.2``...; LOG_BACKUPS kept) under the lock. A writer that finds, once
-  it holds the lock, that the path names another file reopens it, so no line is lost,
-  duplicated or written to a rotated file.
+  ``.1`` (``.1`` to ``.2``...; LOG_BACKUPS kept) under the lock. A writer that then finds the
+  path names another file reopens it, so no line is lost, duplicated or misplaced.
 """
 
 import contextlib
@@ -37,10 +32,6 @@ _NO_LOCKS = {errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS}  # filesystems withou
 LINE_PREFIX = b'{"timestamp":"'
 MAX_LINE_BYTES = 4096  # one line is ~0.5 kB: a longer partial tail is not ours
 _LOCK_POLL_S = 0.002
-# Another worker holds the lock for one append, a few microseconds: asking again for this
-# long (without sleeping) spares most such requests the worker thread and its 2 ms polls.
-# A lock held for longer (another process's) still costs the loop no more than this.
-_LOCK_SPIN_S = 0.00005
 _REOPEN_ATTEMPTS = 5
 
 
@@ -65,30 +56,21 @@ class PredictionLog:
         self.backups = backups
         self.lock_timeout_s = lock_timeout_s
         self._fd: int | None = None
-        self._lock = threading.Lock()
-
-    def try_append(self, lines: bytes) -> bool:
-        """Append without waiting for anyone: False if a lock is held (call ``append`` from a
-        worker thread then); PredictionLogError if the log cannot be written."""
-        if not self._lock.acquire(blocking=False):
-            return False
-        try:
-            return self._append(lines, deadline=None)
-        finally:
-            self._lock.release()
+        self._lock = threading.Lock()  # this process's writers, one at a time
 
     def append(self, lines: bytes) -> None:
-        """Append whole lines, waiting at most LOG_LOCK_TIMEOUT_S; blocks: not on the loop."""
+        """Append whole lines, waiting at most LOG_LOCK_TIMEOUT_S (blocks: not on the loop)."""
         deadline = time.monotonic() + self.lock_timeout_s
         if not self._lock.acquire(timeout=self.lock_timeout_s):
             raise PredictionLogError("the log is busy")
         try:
             self._append(lines, deadline)
-            if self.fsync and self._fd is not None:
-                os.fsync(self._fd)
         except OSError as error:
             self._close()
             raise PredictionLogError(error.strerror or str(error)) from error
+        except PredictionLogError:
+            self._close()
+            raise
         finally:
             self._lock.release()
 
@@ -115,45 +97,31 @@ class PredictionLog:
         with self._lock:
             self._close()
 
-    def _append(self, lines: bytes, deadline: float | None) -> bool:
-        """With self._lock held: take the file's lock (no wait when ``deadline`` is None),
-        rotate if due, repair, write. False only when it would have had to wait."""
-        try:
-            for _ in range(_REOPEN_ATTEMPTS):
-                fd = self._open_fd()
-                if not _lock_within(fd, deadline):
-                    if deadline is None:
-                        return False
-                    raise PredictionLogError(
-                        f"another process holds a lock on {self.path.name} "
-                        f"(waited {self.lock_timeout_s:g} s)"
-                    )
-                try:
-                    # One fstat serves the identity check, the rotation and the tail repair.
-                    opened = os.fstat(fd)
-                    if not self._names_this_file(opened):
-                        self._close()  # rotated or replaced by another writer: reopen
-                        continue
-                    if self._rotate_if_due(opened.st_size, len(lines)):
-                        self._close()
-                        continue
-                    _write_whole_lines(fd, lines, opened.st_size)
-                    return True
-                finally:
-                    with contextlib.suppress(OSError):
-                        fcntl.flock(fd, fcntl.LOCK_UN)
-            raise PredictionLogError(f"{self.path.name} kept changing while being written")
-        except PredictionLogError:
-            self._close()
-            raise
-        except OSError as error:
-            self._close()
-            raise PredictionLogError(error.strerror or str(error)) from error
-
-    def _open_fd(self) -> int:
-        if self._fd is None:
-            self._fd = _open(self.path)
-        return self._fd
+    def _append(self, lines: bytes, deadline: float) -> None:
+        for _ in range(_REOPEN_ATTEMPTS):
+            if self._fd is None:
+                self._fd = _open(self.path)
+            fd = self._fd
+            if not _lock_within(fd, deadline):
+                raise PredictionLogError(
+                    f"another process holds a lock on {self.path.name} "
+                    f"(waited {self.lock_timeout_s:g} s)"
+                )
+            try:
+                opened = os.fstat(fd)
+                if not self._names_this_file(opened) or self._rotate_if_due(
+                    opened.st_size, len(lines)
+                ):
+                    self._close()  # rotated (by us or another writer) or replaced: reopen
+                    continue
+                _write_whole_lines(fd, lines, opened.st_size)
+                if self.fsync:
+                    os.fsync(fd)
+                return
+            finally:
+                with contextlib.suppress(OSError):
+                    fcntl.flock(fd, fcntl.LOCK_UN)
+        raise PredictionLogError(f"{self.path.name} kept changing while being written")
 
     def _names_this_file(self, opened: os.stat_result) -> bool:
         try:
@@ -195,19 +163,15 @@ def _open(path: Path) -> int:
     return fd
 
 
-def _lock_within(fd: int, deadline: float | None) -> bool:
-    """Take the exclusive flock, asking again for _LOCK_SPIN_S, then polling until
-    ``deadline`` (None: no polling). True if held (or if the filesystem has no locks)."""
-    spin_until = time.monotonic() + _LOCK_SPIN_S
+def _lock_within(fd: int, deadline: float) -> bool:
+    """Take the exclusive flock, polling until ``deadline``. True if held (or if the
+    filesystem has no locks)."""
     while True:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             return True
         except BlockingIOError:
-            now = time.monotonic()
-            if now < spin_until:
-                continue
-            if deadline is None or now >= deadline:
+            if time.monotonic() >= deadline:
                 return False
             time.sleep(_LOCK_POLL_S)
         except OSError as error:
@@ -218,11 +182,15 @@ def _lock_within(fd: int, deadline: float | None) -> bool:
 
 def _write_whole_lines(fd: int, lines: bytes, size: int) -> None:
     """Repair a torn tail of the ``size``-byte file, then append ``lines`` with one write
-    (ENOSPC on a short one)."""
+    (ENOSPC on a short one, whose bytes are cut off again)."""
     lines = _after_torn_tail(fd, size) + lines
     written = os.write(fd, lines)
     if written != len(lines):
-        _remove_partial_write(fd, written)
+        end = os.lseek(fd, 0, os.SEEK_CUR)
+        # Another process may have appended since only where the filesystem has no flock:
+        # then the torn tail is left for the next append to cut.
+        if written > 0 and os.fstat(fd).st_size == end:
+            os.ftruncate(fd, end - written)
         raise OSError(errno.ENOSPC, f"short write ({written} of {len(lines)} bytes)")
 
 
@@ -236,20 +204,7 @@ def _after_torn_tail(fd: int, size: int) -> bytes:
     newline = tail.rfind(b"\n")
     if newline < 0 and start > 0:
         return b"\n"  # longer than any line of ours
-    partial = tail[newline + 1 :]
-    if not partial.startswith(LINE_PREFIX):
+    if not tail[newline + 1 :].startswith(LINE_PREFIX):
         return b"\n"
     os.ftruncate(fd, start + newline + 1)
     return b""
-
-
-def _remove_partial_write(fd: int, written: int) -> None:
-    """Cut off the bytes of a short write (disk full), so the log never ends in a torn line.
-
-    With O_APPEND the offset is just past our bytes. If another process has appended since
-    (only possible where the filesystem has no flock), cutting would drop its line too, so the
-    file is left as it is; the next append cuts the torn tail instead.
-    """
-    end = os.lseek(fd, 0, os.SEEK_CUR)
-    if written > 0 and os.fstat(fd).st_size == end:
-        os.ftruncate(fd, end - written)

@@ -83,7 +83,7 @@ def test_broken_model_is_listed_and_fails_clearly_while_others_work(
 
     assert listed["randomforest"]["status"] == status
     assert reason in listed["randomforest"]["reason"]
-    assert response.status_code == 500
+    assert response.status_code == 503
     assert "randomforest" in response.json()["detail"]
     assert reason in response.json()["detail"]
     assert client.get("/models/randomforest").json()["status"] == status
@@ -105,7 +105,7 @@ def test_best_skips_a_broken_best_model(client, model_store):
 def test_a_repaired_model_is_served_again(client, model_store):
     good = model_store.model_path("svm").read_bytes()
     _corrupt(model_store, "svm")
-    assert client.post("/classify/svm", json=ADELIE).status_code == 500
+    assert client.post("/classify/svm", json=ADELIE).status_code == 503
 
     model_store.model_path("svm").write_bytes(good)
 
@@ -128,6 +128,6 @@ def test_an_unreadable_model_file_is_listed_as_an_error(client, model_store, mon
 
     assert listed["svm"]["status"] == "error"
     assert "cannot be read (Permission denied)" in listed["svm"]["reason"]
-    assert response.status_code == 500
+    assert response.status_code == 503
     assert response.json()["code"] == "model_unavailable"
     assert listed["randomforest"]["status"] == "ok"

@@ -102,10 +102,10 @@ def test_prometheus_multiprocess_mode_aggregates_both_workers(server_env, tmp_pa
 
 
 @pytest.mark.parametrize("entry_point", ["uvicorn", "uvicorn --app-dir"])
-def test_the_original_uvicorn_entry_points_serve_the_api(
+def test_uvicorn_factory_entry_points_serve_the_api(
     entry_point, server_env, results_dir, tmp_path
 ):
-    # `uvicorn app:app` from API/, and `uvicorn --app-dir API app:app` from the root (issue 3).
+    # `uvicorn --factory app.main:create_app` from API/, or with --app-dir API from the root.
     with (
         live_server(server_env, tmp_path / "server.out", entry_point=entry_point) as server,
         server.client(timeout=30) as client,

@@ -7,7 +7,7 @@ from fastapi.testclient import TestClient
 from support.api import ADELIE, read_log
 
 from app.main import create_app
-from app.service import PredictionService
+from app.predict import Predictor
 
 # A bare ".." is not here: the HTTP client resolves "/models/.." to "/" (the web page) before
 # sending; "%2e%2e" reaches the server as "..", and test_ui_route sends raw ".." paths.
@@ -64,7 +64,7 @@ def test_an_unexpected_error_is_a_json_500_without_the_traceback(settings, monke
     def bug(*args, **kwargs):
         raise RuntimeError("secret internal detail")
 
-    monkeypatch.setattr(PredictionService, "predict", bug)
+    monkeypatch.setattr(Predictor, "predict", bug)
     with TestClient(create_app(settings), raise_server_exceptions=False) as client:
         response = client.post("/classify/svm", json=ADELIE)
 

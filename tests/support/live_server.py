@@ -21,8 +21,8 @@ STARTUP_TIMEOUT_S = 120
 STOP_TIMEOUT_S = 20
 
 # "serve": the production launcher `python -m app.serve`, run from API/.
-# "uvicorn": `uvicorn app:app` run from API/, the original project's entry point.
-# "uvicorn --app-dir": `uvicorn --app-dir API app:app` run from the repository root.
+# "uvicorn": `uvicorn --factory app.main:create_app` run from API/.
+# "uvicorn --app-dir": `uvicorn --app-dir API --factory app.main:create_app` from the root.
 EntryPoint = Literal["serve", "uvicorn", "uvicorn --app-dir"]
 
 
@@ -72,9 +72,12 @@ def live_server(
             raise ValueError("several workers need the production launcher (entry_point='serve')")
         uvicorn = [sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--port", str(port)]
         if entry_point == "uvicorn":
-            command, cwd = [*uvicorn, "app:app"], API_DIR
+            command, cwd = [*uvicorn, "--factory", "app.main:create_app"], API_DIR
         else:
-            command, cwd = [*uvicorn, "--app-dir", "API", "app:app"], REPO_ROOT
+            command, cwd = (
+                [*uvicorn, "--app-dir", "API", "--factory", "app.main:create_app"],
+                REPO_ROOT,
+            )
     with open(output_path, "ab") as output:
         process = subprocess.Popen(
             command,

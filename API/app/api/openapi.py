@@ -57,30 +57,17 @@ TOO_LARGE = {
         "batch_too_large",
     )
 }
-MODEL_UNAVAILABLE = {
-    500: _error(
-        "The model file exists but cannot be served (corrupt, not a Pipeline, incompatible)",
+UNAVAILABLE = {
+    503: _error(
+        "The model file exists but cannot be served (model_unavailable: corrupt, not a "
+        "Pipeline, incompatible), or the prediction could not be written to the prediction "
+        "log (prediction_not_logged), so it is not returned",
         "Model 'svm' cannot be used: the file cannot be unpickled (UnpicklingError: ...). "
         "Retrain it or remove its file; the other models keep working (GET /models).",
         "model_unavailable",
     )
 }
-NOT_LOGGED = {
-    503: _error(
-        "The prediction could not be written to predictions.log, so it is not returned",
-        "The prediction could not be written to the prediction log (No space left on device); "
-        "no prediction is returned unless it is logged. Check that RESULTS_DIR is writable "
-        "and not full (GET /ready).",
-        "prediction_not_logged",
-    )
-}
-CLASSIFY_ERRORS = {
-    **MODEL_NOT_FOUND,
-    **TOO_LARGE,
-    **INVALID_INPUT,
-    **MODEL_UNAVAILABLE,
-    **NOT_LOGGED,
-}
+CLASSIFY_ERRORS = {**MODEL_NOT_FOUND, **TOO_LARGE, **INVALID_INPUT, **UNAVAILABLE}
 
 CLASSIFY_EXAMPLES = {
     "adelie_codes": {

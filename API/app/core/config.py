@@ -9,7 +9,11 @@ MiB = 1024 * 1024
 
 
 class Settings(BaseSettings):
-    """Every option can be set by the environment variable named in its alias or in capitals."""
+    """Every option is set by the environment variable named in its alias.
+
+    Slow clients, header sizes and per-client limits are the reverse proxy's job (nginx in
+    the classroom profile, the Ingress on Kubernetes); the app only bounds body sizes.
+    """
 
     model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
 
@@ -83,62 +87,3 @@ class Settings(BaseSettings):
     @property
     def predictions_log_path(self) -> Path:
         return self.results_dir / self.predictions_log_name
-
-    # Connection limits against slow or greedy clients, applied by app/serve.py (the
-    # launcher) in the HTTP protocol (app/http_limits.py). All per worker.
-    header_timeout_s: float = Field(
-        10.0,
-        gt=0,
-        alias="HEADER_TIMEOUT_S",
-        description=(
-            "Seconds a client has to send a request's line and headers, counted from the "
-            "connection (first request) or from the request's first byte (keep-alive). Past "
-            "it the server answers 408 and closes the connection (an idle new connection is "
-            "just closed)"
-        ),
-    )
-    body_timeout_s: float = Field(
-        15.0,
-        gt=0,
-        alias="BODY_TIMEOUT_S",
-        description=(
-            "Seconds a client has to send the whole request body once its headers are in: a "
-            "total deadline, not an idle timeout, so a body trickled byte by byte is cut too. "
-            "Past it the API answers 408 (code request_timeout) and closes the connection. "
-            "A body of MAX_BODY_BYTES needs MAX_BODY_BYTES / BODY_TIMEOUT_S bytes per second"
-        ),
-    )
-    send_timeout_s: float = Field(
-        15.0,
-        gt=0,
-        alias="SEND_TIMEOUT_S",
-        description=(
-            "Seconds a client that has stopped reading may keep a response waiting (each "
-            "time the server's send buffer fills up). Past it the connection is dropped: a "
-            "client that never reads its answers cannot hold a connection and its request"
-        ),
-    )
-    keep_alive_s: float = Field(
-        5.0,
-        gt=0,
-        alias="KEEP_ALIVE_S",
-        description="Seconds an idle keep-alive connection stays open between requests",
-    )
-    max_connections: int = Field(
-        256,
-        ge=1,
-        alias="MAX_CONNECTIONS",
-        description=(
-            "Open connections one worker serves at once, idle keep-alive and slow ones "
-            "included; a request that arrives on a connection beyond them gets 503"
-        ),
-    )
-    max_header_bytes: int = Field(
-        64 * 1024,
-        ge=1024,
-        alias="MAX_HEADER_BYTES",
-        description=(
-            "Largest request line plus headers accepted; a larger request gets 400 and its "
-            "connection is closed"
-        ),
-    )

@@ -2,9 +2,10 @@
 
 Only regular files are models. A symlink counts when it resolves to a regular file inside
 MODELS_DIR (so a volume laid out with links works), never when it leads outside it: a link
-to /etc/passwd or /dev/zero is listed as an error and never read. FIFOs, directories,
+to /etc/passwd or /dev/zero is listed as an error and never read. FIFOs,
 devices, symlink loops and files over MAX_MODEL_BYTES are listed as errors with the reason,
 so GET /models and POST /classify agree on what exists and one bad entry breaks no other.
+A directory is no model file: it is not listed and its name is unknown (404).
 
 Files are opened with O_NONBLOCK (opening a FIFO cannot hang), checked again with fstat
 (regular, same inode as when listed, under the size cap) and read with a bounded read.
@@ -19,7 +20,6 @@ from penguin_contract import model_filename, model_name_from_filename, onnx_file
 
 _READ_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC
 _KINDS = {
-    stat.S_IFDIR: "a directory",
     stat.S_IFIFO: "a FIFO",
     stat.S_IFSOCK: "a socket",
     stat.S_IFCHR: "a character device",
@@ -62,26 +62,32 @@ class ModelFiles:
         self.models_dir = models_dir
         self.max_bytes = max_bytes
 
-    def scan(self) -> dict[str, ModelEntry]:
-        """Every entry named '{name}_model.pkl' by the contract's rule, by name."""
+    def names(self) -> list[str]:
+        """Every name with a '{name}_model.pkl' entry by the contract's rule, sorted."""
         try:
             filenames = os.listdir(self.models_dir)
         except OSError:  # no directory (yet), or unreadable: /ready says which
-            return {}
-        root = os.path.realpath(self.models_dir)
-        entries = {}
-        for filename in filenames:
-            name = model_name_from_filename(filename)
-            if name is None:
-                continue
-            pkl, problem = self._examine(root, filename)
-            if pkl is None and problem is None:
-                continue
-            onnx = None
-            if pkl is not None:
-                onnx, _ = self._examine(root, onnx_filename(name))
-            entries[name] = ModelEntry(name, pkl, onnx, problem)
-        return entries
+            return []
+        return sorted(filter(None, map(model_name_from_filename, filenames)))
+
+    def entry(self, name: str) -> ModelEntry | None:
+        """The model ``name`` as its files are now; None if there is none (or a directory)."""
+        pkl, problem = self._examine(model_filename(name))
+        if pkl is None and problem is None:
+            return None
+        onnx = self._examine(onnx_filename(name))[0] if pkl is not None else None
+        return ModelEntry(name, pkl, onnx, problem)
+
+    def problem(self) -> str | None:
+        """Why MODELS_DIR cannot be listed, or None (used by /ready)."""
+        try:
+            with os.scandir(self.models_dir) as entries:
+                next(entries, None)
+        except FileNotFoundError:
+            return f"models directory {self.models_dir} does not exist"
+        except OSError as error:
+            return f"models directory {self.models_dir} is not readable: {error.strerror}"
+        return None
 
     def pkl_path(self, name: str) -> Path:
         return self.models_dir / model_filename(name)
@@ -93,20 +99,24 @@ class ModelFiles:
         """The bytes of the file listed as ``key``; FileChangedError if it was replaced."""
         return read_regular_file(path, self.max_bytes, key)
 
-    def _examine(self, root: str, filename: str) -> tuple[FileKey | None, str | None]:
-        """(key, None) for a servable file; (None, why not) otherwise; (None, None) if absent."""
+    def _examine(self, filename: str) -> tuple[FileKey | None, str | None]:
+        """(key, None) for a servable file; (None, why not) for a file that cannot be
+        served; (None, None) if absent or a directory (no model)."""
         path = os.path.join(self.models_dir, filename)
         try:
             status = os.lstat(path)
             if stat.S_ISLNK(status.st_mode):
+                root = os.path.realpath(self.models_dir)
                 target = os.path.realpath(path, strict=True)
                 if os.path.commonpath([root, target]) != root:
                     return None, "it is a symlink that points outside MODELS_DIR"
                 status = os.stat(target)
         except FileNotFoundError:
-            return None, None  # gone since listdir, or a dangling symlink
+            return None, None  # gone meanwhile, or a dangling symlink
         except OSError as error:  # ELOOP, EACCES, ...
             return None, f"it cannot be inspected ({error.strerror or error})"
+        if stat.S_ISDIR(status.st_mode):
+            return None, None
         if not stat.S_ISREG(status.st_mode):
             kind = _KINDS.get(stat.S_IFMT(status.st_mode), "not a regular file")
             return None, f"it is {kind}, not a regular file"

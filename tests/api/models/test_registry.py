@@ -26,7 +26,6 @@ def test_a_loaded_model_is_reused_while_its_file_is_unchanged(model_store):
     first = registry.get("randomforest")
 
     assert registry.get("randomforest") is first
-    assert registry.loaded("randomforest") is first
     assert first.status == "ok"
 
 
@@ -50,7 +49,6 @@ def test_a_retrained_file_is_loaded_again_and_never_served_stale(model_store: Mo
 
     model_store.train({"svm": SVC(kernel="linear", C=0.5)})
 
-    assert registry.loaded("svm") is None
     new = registry.get("svm")
     assert new is not old
     assert new.sha256 != old.sha256
@@ -78,7 +76,7 @@ def test_a_deleted_model_is_gone(model_store):
 
     with pytest.raises(ModelNotFoundError):
         registry.get("svm")
-    assert "svm" not in registry.entries()
+    assert "svm" not in [model.name for model in registry.all()]
 
 
 def test_pickled_estimators_are_served_with_one_thread(model_store):
@@ -98,10 +96,22 @@ def test_after_one_listing_every_model_is_served_from_the_cache(model_store):
     for index in range(20):
         shutil.copy(model_store.model_path("svm"), model_store.model_path(f"copy{index:02d}"))
     registry = registry_of(model_store)
-    assert registry.all_loaded() is None
 
-    loaded = registry.load_all()
+    listed = registry.all()
 
-    assert [model.name for model in loaded] == sorted(registry.entries())
-    assert len(loaded) == 23
-    assert registry.all_loaded() == loaded
+    assert [model.name for model in listed] == sorted(model.name for model in listed)
+    assert len(listed) == 23
+    assert all(registry.get(model.name) is model for model in listed)
+    assert registry.all() == listed
+
+
+def test_a_file_rewritten_in_place_is_loaded_again(model_store):
+    """No directory event is needed: the file's own identity (size, mtime) changed."""
+    registry = registry_of(model_store)
+    old = registry.get("svm")
+    data = model_store.model_path("randomforest").read_bytes()
+    with open(model_store.model_path("svm"), "r+b") as handle:  # same inode
+        handle.truncate(0)
+        handle.write(data)
+
+    assert registry.get("svm").sha256 != old.sha256

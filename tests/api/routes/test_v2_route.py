@@ -8,7 +8,6 @@ import pytest
 from support.api import ADELIE, body_from_row, read_log
 from support.models import penguins
 
-from app.v2.tensors import shortest_decimals
 from penguin_contract import FEATURES, SPECIES
 
 MODELS = ["randomforest", "svm", "gradientboosting"]
@@ -515,17 +514,6 @@ def test_a_binary_size_that_disagrees_with_the_shape_is_400(client):
 
     assert response.status_code == 400
     assert "needs 56" in response.json()["error"]
-
-
-@pytest.mark.parametrize("dtype", [np.float32, np.float16])
-def test_large_float_tensors_read_each_value_as_its_printed_decimal(dtype):
-    values = np.random.default_rng(0).uniform(-10_000, 10_000, 20_000).astype(dtype)
-    values[:3] = [39.1, 0.0, -2.5]
-
-    decimals = shortest_decimals(values)
-
-    np.testing.assert_array_equal(decimals, values.astype(str).astype(np.float64))
-    assert decimals[0] == 39.1
 
 
 def test_fp32_binary_rows_get_the_answers_of_their_decimals(client):

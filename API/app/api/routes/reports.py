@@ -1,19 +1,16 @@
 """Read-only views for the web page: confusion matrices, recent predictions, prediction counts."""
 
-import os
 import pathlib
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Path, Query
 from fastapi.responses import Response
-from prometheus_client import Counter
-from prometheus_client.multiprocess import MultiProcessCollector
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from starlette.concurrency import run_in_threadpool
 
-from app.api.deps import SettingsDep
-from app.errors import PenguinAPIError
+from app.api.deps import PredictorDep, SettingsDep
+from app.errors import APIError
 from app.log_tail import read_tail
+from app.metrics import prediction_counts
 from app.models.files import read_regular_file
 from app.schemas import ErrorResponse
 from penguin_contract import confusion_matrix_filename
@@ -27,7 +24,7 @@ DEFAULT_RECENT = 20
 TAIL_BYTES = 256 * 1024
 
 
-class ConfusionMatrixNotFoundError(PenguinAPIError):
+class ConfusionMatrixNotFoundError(APIError):
     status_code = 404
     code = "confusion_matrix_not_found"
 
@@ -121,13 +118,13 @@ def _read_png(path: pathlib.Path) -> bytes | None:
     response_model_exclude_unset=True,
     summary="The latest predictions",
 )
-async def recent_predictions(
+def recent_predictions(
     settings: SettingsDep,
     limit: Annotated[int, Query(ge=1, le=MAX_RECENT)] = DEFAULT_RECENT,
 ) -> dict[str, Any]:
     """The last `limit` lines of predictions.log, newest first, from its last 256 KiB only."""
     try:
-        tail = await run_in_threadpool(read_tail, settings.predictions_log_path, limit, TAIL_BYTES)
+        tail = read_tail(settings.predictions_log_path, limit, TAIL_BYTES)
     except OSError:
         return {"predictions": [], "skipped": 0, "bytes_read": 0}
     predictions, skipped = [], tail.skipped
@@ -144,38 +141,20 @@ async def recent_predictions(
     response_model=PredictionStats,
     summary="Predictions per model and species since the start",
 )
-async def prediction_stats(request: Request) -> dict[str, Any]:
+def prediction_stats(predictor: PredictorDep) -> dict[str, Any]:
     """From the `penguin_predictions` counter of /metrics, summed over every worker."""
-    counts = _counts(request.app.state.service.predictions_counter)
+    counts = prediction_counts(predictor.counter)
     by_model: dict[str, int] = {}
     by_species: dict[str, int] = {}
-    for entry in counts:
-        by_model[entry.model] = by_model.get(entry.model, 0) + entry.count
-        by_species[entry.species] = by_species.get(entry.species, 0) + entry.count
+    for (model, species), count in counts.items():
+        by_model[model] = by_model.get(model, 0) + count
+        by_species[species] = by_species.get(species, 0) + count
     return {
         "total": sum(by_model.values()),
         "by_model": by_model,
         "by_species": by_species,
-        "counts": counts,
+        "counts": [
+            {"model": model, "species": species, "count": count}
+            for (model, species), count in counts.items()
+        ],
     }
-
-
-def _counts(counter: Counter) -> list[SpeciesCount]:
-    """(model, species, count) from the counter: every worker's files in multiprocess mode."""
-    name = counter.describe()[0].name
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        families = MultiProcessCollector(None).collect()
-    else:
-        families = counter.collect()
-    totals: dict[tuple[str, str], float] = {}
-    for family in families:
-        if family.name != name:
-            continue
-        for sample in family.samples:
-            if sample.name == f"{name}_total":
-                key = (sample.labels["model"], sample.labels["species"])
-                totals[key] = totals.get(key, 0.0) + sample.value
-    return [
-        SpeciesCount(model=model, species=species, count=round(value))
-        for (model, species), value in sorted(totals.items())
-    ]

@@ -1,0 +1,106 @@
+"""What the API can serve: resolve a name (any case, or 'best'), list and describe models.
+
+The registry owns the loaded models and the report owns the metrics; everything here is
+derived from them on each call. Reads files: call it off the event loop.
+"""
+
+from app.errors import ModelNotFoundError, ModelUnavailableError, NoBestModelError
+from app.models.loading import ServedModel
+from app.models.registry import ModelRegistry
+from app.report import EMPTY_METRICS, MetricsReport, ReportRow, ReportRows
+from app.schemas import ModelDetail, ModelSummary
+from penguin_contract import RESERVED_MODEL_NAMES, normalize_model_name
+
+BEST_ALIAS = "best"
+assert BEST_ALIAS in RESERVED_MODEL_NAMES
+# Report metadata shown by GET /models/{name} (trained_at is in every summary).
+DETAIL_METADATA = (
+    "sklearn_version",
+    "estimator",
+    "params",
+    "classes",
+    "feature_names",
+    "onnx",
+    "onnx_reason",
+    "per_class",
+)
+
+
+class Catalog:
+    def __init__(self, registry: ModelRegistry, report: MetricsReport) -> None:
+        self.registry = registry
+        self.report = report
+
+    def servable(self, requested: str) -> ServedModel:
+        """The model to predict with: 404 if unknown, 503 if its file cannot be served."""
+        model = self.find(requested)
+        if model.runtime is None:
+            raise ModelUnavailableError(model.name, model.reason or model.status)
+        return model
+
+    def find(self, requested: str) -> ServedModel:
+        """The model named ``requested`` (any case), or the best one for 'best'."""
+        if requested.strip().lower() == BEST_ALIAS:
+            best = _best_of(self.registry.all(), self.report.rows_by_file())
+            if best is None:
+                raise NoBestModelError()
+            return best
+        try:
+            name = normalize_model_name(requested)
+        except ValueError:
+            raise ModelNotFoundError(requested) from None
+        return self.registry.get(name)
+
+    def summaries(self) -> list[ModelSummary]:
+        """Every model file by name, with its status, runtime and report metrics."""
+        models, rows = self.registry.all(), self.report.rows_by_file()
+        best = _best_of(models, rows)
+        return [_summary(model, best, rows) for model in models]
+
+    def describe(self, requested: str) -> ModelDetail:
+        model = self.find(requested)
+        models, rows = self.registry.all(), self.report.rows_by_file()
+        row = rows.get((model.name, model.sha256))
+        return ModelDetail(
+            **_summary(model, _best_of(models, rows), rows).model_dump(),
+            **_metadata(row),
+            sha256=model.sha256,
+            file_size=model.entry.pkl.size if model.entry.pkl else None,
+            report_matches_file=row is not None,
+        )
+
+
+def _best_of(models: list[ServedModel], rows: ReportRows) -> ServedModel | None:
+    """The usable model with the highest test_f1 in a report row that describes its file;
+    ties go to the first name."""
+    scored = []
+    for model in models:
+        row = rows.get((model.name, model.sha256))
+        if model.usable and row is not None and row.test_f1 is not None:
+            scored.append((-row.test_f1, model.name, model))
+    return min(scored, key=lambda item: item[:2])[2] if scored else None
+
+
+def _summary(model: ServedModel, best: ServedModel | None, rows: ReportRows) -> ModelSummary:
+    row = rows.get((model.name, model.sha256))
+    runtime_reason = model.runtime_reason
+    if runtime_reason and row is not None and row.metadata.get("onnx_reason"):
+        runtime_reason = f"{runtime_reason}: {row.metadata['onnx_reason']}"
+    return ModelSummary(
+        name=model.name,
+        endpoint=f"POST /classify/{model.name}",
+        metrics=row.metrics if row is not None else EMPTY_METRICS,
+        status=model.status,
+        reason=model.reason,
+        runtime=model.runtime.name if model.runtime is not None else None,
+        runtime_reason=runtime_reason,
+        probabilities=model.has_probabilities,
+        trained_at=row.metadata.get("trained_at") if row is not None else None,
+        best=best is not None and best.name == model.name,
+    )
+
+
+def _metadata(row: ReportRow | None) -> dict:
+    if row is None:
+        return {}
+    return {key: row.metadata.get(key) for key in DETAIL_METADATA}

@@ -1,0 +1,138 @@
+"""One prediction path for a single row, a batch and v2 ``infer``: predict, log, count.
+
+Nothing is returned unless its log lines are written (PredictionLog.append): a request
+whose lines cannot be written gets the 503 instead of its prediction.
+"""
+
+import time
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import orjson
+from prometheus_client import Counter as PrometheusCounter
+
+from app.errors import BatchTooLargeError, ModelUnavailableError
+from app.models.loading import ServedModel
+from app.models.runtimes import RuntimeName
+from app.prediction_log import PredictionLog, utc_timestamp
+from penguin_contract import FIELDS, SPECIES
+
+_SPECIES_NAMES = tuple(SPECIES.values())
+
+
+@dataclass(frozen=True, slots=True)
+class Predictions:
+    """A request's answers: species codes [N] and probabilities [N, 3] in SPECIES order."""
+
+    model: str
+    runtime: RuntimeName
+    species_ids: np.ndarray
+    probabilities: np.ndarray | None
+
+    def bodies(self) -> list[dict[str, Any]]:
+        """One Prediction body (app.schemas) per row."""
+        if self.probabilities is None:
+            probabilities = [None] * len(self.species_ids)
+        else:
+            probabilities = [
+                dict(zip(_SPECIES_NAMES, row, strict=False)) for row in self.probabilities.tolist()
+            ]
+        return [
+            {
+                "model": self.model,
+                "species_id": code,
+                "species_name": SPECIES[code],
+                "probabilities": row_probabilities,
+                "runtime": self.runtime,
+            }
+            for code, row_probabilities in zip(
+                self.species_ids.tolist(), probabilities, strict=False
+            )
+        ]
+
+
+class Predictor:
+    def __init__(self, log: PredictionLog, counter: PrometheusCounter, max_batch_size: int):
+        self.log = log
+        self.counter = counter
+        self.max_batch_size = max_batch_size
+
+    def check_batch_size(self, size: int) -> None:
+        if size > self.max_batch_size:
+            raise BatchTooLargeError(size, self.max_batch_size)
+
+    def predict(
+        self, model: ServedModel, rows: np.ndarray, request_id: str, batch: bool
+    ) -> Predictions:
+        """Predict valid rows (FEATURES order), log one line per row, count them. A batch's
+        lines carry batch_index and batch_size. Blocks on the log: call it off the loop."""
+        started = time.perf_counter()
+        assert model.runtime is not None  # the catalog hands out servable models only
+        labels, probabilities = model.runtime.predict(rows)
+        if probabilities is not None and not np.isfinite(probabilities).all():
+            raise ModelUnavailableError(model.name, "it returned probabilities that are not finite")
+        predictions = Predictions(model.name, model.runtime.name, labels, probabilities)
+        latency_ms = round((time.perf_counter() - started) * 1000, 3)
+        head = {
+            "timestamp": utc_timestamp(),
+            "request_id": request_id,
+            "model": model.name,
+            "model_sha256": model.sha256,
+            "runtime": model.runtime.name,
+        }
+        self.log.append(log_lines(head, rows, predictions, latency_ms, batch))
+        for species, count in Counter(labels.tolist()).items():
+            self.counter.labels(model.name, SPECIES[species]).inc(count)
+        return predictions
+
+
+def log_lines(
+    head: dict[str, str], rows: np.ndarray, predictions: Predictions, latency_ms: float, batch: bool
+) -> bytes:
+    """One JSON line per row: the ``head`` fields, input (FIELDS order), result, latency_ms,
+    and batch_index and batch_size for a batch.
+
+    Every line is one ``%`` of a template, each number's text coming from one
+    ``orjson.dumps`` per column: a dict per row took 3x longer for a 1000-row batch.
+    Only finite numbers reach here (orjson writes NaN as null): the inputs were checked
+    and non-finite probabilities refused.
+    """
+    template = orjson.dumps(head)[:-1].replace(b"%", b"%%") + b',"input":{'
+    template += b",".join(b'"%s":%%s' % spec.name.encode() for spec in FIELDS)
+    template += b'},"result":{"species_id":%s,"species_name":"%s","probabilities":%s}'
+    template += b',"latency_ms":' + orjson.dumps(latency_ms)
+    columns = [
+        _texts(rows[:, index].astype(np.int64) if spec.kind == "integer" else rows[:, index])
+        for index, spec in enumerate(FIELDS)
+    ]
+    columns += [_texts(predictions.species_ids)]
+    columns += [[SPECIES[code].encode() for code in predictions.species_ids.tolist()]]
+    columns += [_probability_texts(predictions.probabilities, len(rows))]
+    if batch:
+        template += b',"batch_index":%d,"batch_size":' + b"%d" % len(rows)
+        columns += [range(len(rows))]
+    template += b"}\n"
+    return b"".join(template % values for values in zip(*columns, strict=True))
+
+
+def _texts(column: np.ndarray) -> list[bytes]:
+    """The JSON text of every number of a 1-D array."""
+    encoded = orjson.dumps(np.ascontiguousarray(column), option=orjson.OPT_SERIALIZE_NUMPY)
+    return encoded[1:-1].split(b",")
+
+
+def _probability_texts(probabilities: np.ndarray | None, count: int) -> list[bytes]:
+    if probabilities is None:
+        return [b"null"] * count
+    columns = [_texts(probabilities[:, k]) for k in range(probabilities.shape[1])]
+    return [
+        b"{"
+        + b",".join(
+            b'"%s":%s' % (name.encode(), text)
+            for name, text in zip(_SPECIES_NAMES, texts, strict=False)
+        )
+        + b"}"
+        for texts in zip(*columns, strict=False)
+    ]
