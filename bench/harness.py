@@ -99,8 +99,11 @@ def api_server(
     )
 
 
-def plain_uvicorn_server(label: str, module: str, env: dict[str, str], log_path: Path) -> Server:
-    """A bench app on one uvicorn worker with uvloop and httptools."""
+def plain_uvicorn_server(
+    label: str, module: str, env: dict[str, str], log_path: Path, api_dir: Path = API_DIR
+) -> Server:
+    """A bench app on one uvicorn worker with uvloop and httptools, importing ``app`` (the
+    request and response models) from ``api_dir``."""
     command = [
         sys.executable,
         "-m",
@@ -120,7 +123,7 @@ def plain_uvicorn_server(label: str, module: str, env: dict[str, str], log_path:
         "--log-level",
         "warning",
     ]
-    return Server(label, command, {**env, "PYTHONPATH": str(API_DIR)}, log_path)
+    return Server(label, command, {**env, "PYTHONPATH": str(api_dir)}, log_path, cwd=api_dir)
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,6 @@ from sklearn.model_selection import train_test_split
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
-from sklearn.tree import DecisionTreeClassifier
 
 from penguin_contract import FEATURES, TARGET, model_filename
 
@@ -48,14 +47,6 @@ def train(models_dir: Path, report_path: Path, estimators: dict) -> None:
     with contextlib.redirect_stdout(io.StringIO()):  # the trainer prints its reports
         for name, estimator in estimators.items():
             trainer.train_and_save(name, estimator, *split, scaler=StandardScaler())
-
-
-def extra_estimators(count: int) -> dict:
-    """Cheap, distinct models to fill the models directory for the GET /models test."""
-    return {
-        f"tree{index:03d}": DecisionTreeClassifier(max_depth=2 + index % 6, random_state=index)
-        for index in range(count)
-    }
 
 
 def load_pipeline(models_dir: Path, name: str):

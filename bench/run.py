@@ -1,17 +1,21 @@
-"""Benchmark: the API against its two floors, with issue 10's and issue 12's targets.
+"""Benchmark: the API against the FastAPI floor and the previous API, with issue 18's targets.
 
-Run from the repository root: ``uv run python bench/run.py`` (about 6 minutes; needs ``wrk``).
-It prints markdown tables and PASS/FAIL per target, and saves them to bench/results/.
-See bench/README.md for what is measured and the committed results.
+Run from the repository root: ``uv run python bench/run.py`` (about 5 minutes; needs ``wrk``).
+It serves the current API/ and, from a copy extracted with ``git archive``, the API of the
+commit given by --previous (by default the last commit before the API was rebuilt), measures
+both in the same interleaved rounds, prints markdown tables and PASS/FAIL per target, and
+saves them to bench/results/. See bench/README.md for what is measured and the results.
 """
 
 import argparse
 import contextlib
+import io
 import json
 import os
 import platform
 import subprocess
 import sys
+import tarfile
 import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -22,6 +26,7 @@ import httpx
 import numpy as np
 from harness import (
     API_DIR,
+    REPO_ROOT,
     Job,
     Load,
     LoadResult,
@@ -30,31 +35,24 @@ from harness import (
     measure_interleaved,
     plain_uvicorn_server,
 )
-from models import (
-    NOTEBOOK_KNN,
-    PRESCRIBED,
-    extra_estimators,
-    load_pipeline,
-    penguin_data,
-    raw_rows_per_second,
-    train,
-)
+from models import PRESCRIBED, load_pipeline, penguin_data, raw_rows_per_second, train
 
 from penguin_contract import FEATURES, ONNX_INPUT_NAME
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 BATCH_ROWS = 1000
-MODELS_IN_BIG_DIR = 100
 TARGETED_MODELS = tuple(PRESCRIBED)
 LATENCY_MODEL = "svm"
-GROUPS = ("classify", "batch", "models", "workers", "infer")
-# Issue 10 section 4 and issue 12 section 1.
-FLOOR_SHARE_TARGET = 0.6
-P99_OVER_P50_TARGET = 3.0
-BATCH_SHARE_TARGET = 1.0
-MODELS_LATENCY_RATIO_TARGET = 1.2
-WORKERS_SPEEDUP_TARGET = 1.7
-INFER_OVER_CLASSIFY_TARGET = 0.9
+GROUPS = ("classify", "batch", "infer", "workers")
+# The API before bd88657 rebuilt it on plain FastAPI idioms (488cad3): issue 18 compares the
+# batch with it. Any git revision works (--previous).
+PREVIOUS_API_REV = "bd88657^"
+# Issue 18 section 8.
+FLOOR_SHARE_TARGET = 0.5
+PREVIOUS_BATCH_SHARE_TARGET = 0.9
+# Older issues' numbers, shown for reference on `info` rows only.
+INFER_OVER_CLASSIFY_REFERENCE = 0.9  # issue 12
+WORKERS_SPEEDUP_REFERENCE = 1.7  # issue 10
 PACKAGES = (
     "fastapi",
     "starlette",
@@ -62,26 +60,35 @@ PACKAGES = (
     "uvloop",
     "httptools",
     "pydantic",
+    "pydantic-core",
     "orjson",
     "numpy",
     "scikit-learn",
     "onnxruntime",
     "skl2onnx",
     "prometheus-client",
+    "prometheus-fastapi-instrumentator",
 )
 
 
 @dataclass
 class Workspace:
+    """A temporary directory: the models, the request bodies, the previous API's copy, and
+    one results directory (prediction log) per server."""
+
     root: Path
     bodies: dict[str, Path] = field(default_factory=dict)
 
-    def env(self, models: str) -> dict[str, str]:
-        results = self.root / f"results-{models}"
+    @property
+    def models_dir(self) -> Path:
+        return self.root / "models"
+
+    def env(self, server: str) -> dict[str, str]:
+        results = self.root / f"results-{server}"
         results.mkdir(exist_ok=True)
         return {
-            "MODELS_DIR": str(self.root / models),
-            "REPORT_PATH": str(self.root / f"report-{models}" / "model_metrics.pkl"),
+            "MODELS_DIR": str(self.models_dir),
+            "REPORT_PATH": str(self.root / "report" / "model_metrics.pkl"),
             "RESULTS_DIR": str(results),
         }
 
@@ -91,6 +98,18 @@ class Workspace:
         metrics_dir = self.root / "prometheus-multiproc"
         metrics_dir.mkdir()
         return {**env, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
+
+
+def extract_api(revision: str, into: Path) -> Path:
+    """API/ as committed in ``revision``, written under ``into`` (git archive, no worktree)."""
+    archive = subprocess.run(
+        ["git", "-C", str(REPO_ROOT), "archive", "--format=tar", revision, "API"],
+        capture_output=True,
+        check=True,
+    ).stdout
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(into, filter="data")
+    return into / "API"
 
 
 def penguin_record(values: np.ndarray) -> dict:
@@ -139,11 +158,6 @@ def check_endpoint(url: str, body_file: Path | None) -> None:
         raise RuntimeError(f"{url} answered {response.status_code}: {response.text[:300]}")
 
 
-def has_v2(server: Server) -> bool:
-    """Whether the server speaks the Open Inference Protocol (its GET /v2 answers 200)."""
-    return httpx.get(server.url + "/v2", timeout=10).status_code == 200
-
-
 @dataclass(frozen=True)
 class Measurement:
     """What to measure: an endpoint of a server under a load, and the --only groups that
@@ -152,16 +166,17 @@ class Measurement:
     key: str
     server: str
     path: str
-    body: str | None
+    body: str
     groups: frozenset[str]
     rows_per_request: int = 1
 
 
 def plan() -> list[Measurement]:
     svm = f"/classify/{LATENCY_MODEL}"
+    classify = frozenset({"classify"})
     items = [
-        Measurement("asgi-floor", "asgi", svm, "single", frozenset({"classify"})),
-        Measurement("floor", "floor", svm, "single", frozenset({"classify"})),
+        Measurement("asgi-floor", "asgi", svm, "single", classify),
+        Measurement("floor", "floor", svm, "single", classify),
     ]
     items += [
         Measurement(
@@ -169,12 +184,12 @@ def plan() -> list[Measurement]:
             "api1",
             f"/classify/{name}",
             "single",
-            frozenset({"classify", "workers", "infer"} if name == LATENCY_MODEL else {"classify"}),
+            frozenset({"classify", "workers", "infer"} if name == LATENCY_MODEL else classify),
         )
         for name in TARGETED_MODELS
     ]
     items += [
-        Measurement("api100-knn", "api100", "/classify/knn", "single", frozenset({"classify"})),
+        Measurement(f"prev1-{LATENCY_MODEL}", "prev1", svm, "single", classify),
         Measurement(
             f"api1-infer-{LATENCY_MODEL}",
             "api1",
@@ -183,22 +198,21 @@ def plan() -> list[Measurement]:
             frozenset({"infer"}),
         ),
     ]
-    items += [
-        Measurement(
-            f"api1-batch-{name}",
-            "api1",
-            f"/classify/{name}/batch",
-            "columns",
-            frozenset({"batch"}),
-            BATCH_ROWS,
-        )
-        for name in TARGETED_MODELS
-    ]
-    items += [
-        Measurement("api1-models", "api1", "/models", None, frozenset({"models"})),
-        Measurement("api100-models", "api100", "/models", None, frozenset({"models"})),
-        Measurement("apiN-svm", "apiN", svm, "single", frozenset({"workers"})),
-    ]
+    for name in TARGETED_MODELS:
+        items += [
+            Measurement(
+                f"{server}-batch-{name}",
+                server,
+                f"/classify/{name}/batch",
+                "columns",
+                frozenset({"batch"}),
+                BATCH_ROWS,
+            )
+            for server in ("api1", "prev1")
+        ]
+    items.append(
+        Measurement(f"apiN-{LATENCY_MODEL}", "apiN", svm, "single", frozenset({"workers"}))
+    )
     return items
 
 
@@ -206,6 +220,7 @@ def plan() -> list[Measurement]:
 class Row:
     """One line of the results table."""
 
+    key: str
     server: str
     endpoint: str
     connections: int
@@ -218,39 +233,41 @@ class Row:
 
 
 class Bench:
-    def __init__(self, workspace: Workspace, args: argparse.Namespace) -> None:
+    def __init__(self, workspace: Workspace, args: argparse.Namespace, previous_dir: Path):
         self.workspace = workspace
         self.args = args
+        self.previous_dir = previous_dir
         self.load = Load(2, args.connections, args.duration)
         self.log_dir = RESULTS_DIR / "logs"
         self.log_dir.mkdir(parents=True, exist_ok=True)
 
     def server(self, key: str) -> Server:
         """The servers of a run; those a plan needs are all up at once so rounds interleave."""
-        three, hundred = self.workspace.env("models3"), self.workspace.env("models100")
+        env, log = self.workspace.env(key), self.log(key)
         workers, api_dir = self.args.workers, self.args.api_dir
         if key == "asgi":
-            return plain_uvicorn_server("ASGI floor", "asgi_floor_app", three, self.log(key))
+            return plain_uvicorn_server("ASGI floor", "asgi_floor_app", env, log, api_dir)
         if key == "floor":
-            return plain_uvicorn_server("FastAPI floor", "floor_app", three, self.log(key))
+            return plain_uvicorn_server("FastAPI floor", "floor_app", env, log, api_dir)
         if key == "api1":
-            return api_server("API (1 worker)", 1, three, self.log(key), api_dir)
-        if key == "api100":
-            label = f"API (1 worker), {MODELS_IN_BIG_DIR} models"
-            return api_server(label, 1, hundred, self.log(key), api_dir)
-        compose_like = self.workspace.compose_like(three)
-        return api_server(f"API ({workers} workers)", workers, compose_like, self.log(key), api_dir)
+            return api_server("API (1 worker)", 1, env, log, api_dir)
+        if key == "prev1":
+            label = f"previous API {self.args.previous_short} (1 worker)"
+            return api_server(label, 1, env, log, self.previous_dir)
+        compose_like = self.workspace.compose_like(env)
+        return api_server(f"API ({workers} workers)", workers, compose_like, log, api_dir)
 
     def measure(self, items: list[Measurement], servers: dict[str, Server]) -> dict[str, Row]:
         jobs = []
         for item in items:
             url = servers[item.server].url + item.path
-            body_file = self.workspace.bodies[item.body] if item.body else None
+            body_file = self.workspace.bodies[item.body]
             check_endpoint(url, body_file)
             jobs.append(Job(url, body_file, self.load))
         results = measure_interleaved(jobs, self.args.rounds)
         return {
             item.key: Row(
+                item.key,
                 servers[item.server].label,
                 endpoint_label(item),
                 self.load.connections,
@@ -265,26 +282,32 @@ class Bench:
 
 
 def endpoint_label(item: Measurement) -> str:
-    if item.body is None:
-        return f"GET {item.path}"
     shape = {"single": "", "tensor": " ([1, 7] FP64)", "columns": f" ({BATCH_ROWS} rows, columns)"}
     return f"POST {item.path}{shape[item.body]}"
 
 
-def format_row(row: Row) -> str:
+def format_row(row: Row, floor_rate: float | None) -> str:
     result = row.result
-    rows_per_s = f"{row.rows_per_s:,.0f}" if row.rows_per_request > 1 else ""
+    batch = row.rows_per_request > 1
+    rows_per_s = f"{row.rows_per_s:,.0f}" if batch else ""
+    of_floor = ""
+    if floor_rate and not batch and row.key != "floor":
+        of_floor = f"{result.requests_per_s / floor_rate:.0%}"
     return (
         f"| {row.server} | {row.endpoint} | {row.connections} | {result.requests_per_s:,.0f} "
-        f"| {rows_per_s} | {result.p50_ms:.2f} | {result.p99_ms:.2f} | {result.errors} |"
+        f"| {rows_per_s} | {of_floor} | {result.p50_ms:.2f} | {result.p99_ms:.2f} "
+        f"| {result.errors} |"
     )
 
 
-def results_table(rows: list[Row]) -> list[str]:
+def results_table(rows: dict[str, Row]) -> list[str]:
+    floor = rows.get("floor")
+    floor_rate = floor.result.requests_per_s if floor else None
     return [
-        "| server | endpoint | connections | req/s | rows/s | p50 ms | p99 ms | errors |",
-        "|---|---|--:|--:|--:|--:|--:|--:|",
-        *(format_row(row) for row in rows),
+        "| server | endpoint | connections | req/s | rows/s | % of FastAPI floor | p50 ms "
+        "| p99 ms | errors |",
+        "|---|---|--:|--:|--:|--:|--:|--:|--:|",
+        *(format_row(row, floor_rate) for row in rows.values()),
     ]
 
 
@@ -299,60 +322,76 @@ class Target:
         return f"| {self.name} | {self.measured} | {verdict} |"
 
 
-def targets(rows: dict[str, Row], raw: dict[str, float], v2: bool | None) -> list[Target]:
+def targets(rows: dict[str, Row], previous: str) -> list[Target]:
     """Every target whose measurements are in ``rows`` (all of them in a full run)."""
 
     def rate(key: str) -> float:
         return rows[key].result.requests_per_s
 
     found = []
-    if "floor" in rows and "asgi-floor" in rows:
+    if {"floor", "asgi-floor"} <= rows.keys():
         share = rate("floor") / rate("asgi-floor")
         found.append(Target("FastAPI floor / ASGI floor", f"{share:.0%}", None))
-    for name in TARGETED_MODELS:
-        if {"floor", f"api1-{name}"} <= rows.keys():
-            found.append(single_row_target(name, rows[f"api1-{name}"], rate("floor")))
-    if {"floor", "api100-knn"} <= rows.keys():
-        share = rate("api100-knn") / rate("floor")
-        found.append(Target("knn classify (no target)", f"{share:.0%} of the floor", None))
-    for name in TARGETED_MODELS:
-        if f"api1-batch-{name}" in rows:
-            share = rows[f"api1-batch-{name}"].rows_per_s / raw[name]
+    if "floor" in rows:
+        for name in TARGETED_MODELS:
+            if f"api1-{name}" in rows:
+                share = rate(f"api1-{name}") / rate("floor")
+                found.append(
+                    Target(
+                        f"{name} classify >= 50 % of the FastAPI floor req/s",
+                        f"{share:.0%}",
+                        share >= FLOOR_SHARE_TARGET,
+                    )
+                )
+        prev_key = f"prev1-{LATENCY_MODEL}"
+        if {prev_key, f"api1-{LATENCY_MODEL}"} <= rows.keys():
             found.append(
                 Target(
-                    f"batch {name} ({BATCH_ROWS} rows) >= 100 % of pipeline.predict rows/s",
-                    f"{share:.0%}",
-                    share >= BATCH_SHARE_TARGET,
+                    f"{LATENCY_MODEL} classify of the previous API {previous}",
+                    f"{rate(prev_key) / rate('floor'):.0%} of the floor; the current API does "
+                    f"{rate(f'api1-{LATENCY_MODEL}') / rate(prev_key):.2f}x its req/s",
+                    None,
                 )
             )
-    if {"api100-models", "api1-models"} <= rows.keys():
-        ratio = rows["api100-models"].result.p50_ms / rows["api1-models"].result.p50_ms
-        found.append(
-            Target(
-                f"GET /models p50: {MODELS_IN_BIG_DIR} models <= 1.2x 3 models",
-                f"{ratio:.2f}x",
-                ratio <= MODELS_LATENCY_RATIO_TARGET,
+    for name in TARGETED_MODELS:
+        if {f"api1-batch-{name}", f"prev1-batch-{name}"} <= rows.keys():
+            share = rows[f"api1-batch-{name}"].rows_per_s / rows[f"prev1-batch-{name}"].rows_per_s
+            found.append(
+                Target(
+                    f"batch {name} ({BATCH_ROWS} rows) >= 90 % of {previous}'s rows/s",
+                    f"{share:.0%}",
+                    share >= PREVIOUS_BATCH_SHARE_TARGET,
+                )
             )
-        )
-    if {"apiN-svm", f"api1-{LATENCY_MODEL}"} <= rows.keys():
-        ratio = rate("apiN-svm") / rate(f"api1-{LATENCY_MODEL}")
-        found.append(
-            Target(
-                f"2 workers: {LATENCY_MODEL} req/s >= 1.7x 1 worker",
-                f"{ratio:.2f}x",
-                ratio >= WORKERS_SPEEDUP_TARGET,
-            )
-        )
-        found.append(workers_per_core(rows["apiN-svm"], rows[f"api1-{LATENCY_MODEL}"]))
     infer_key = f"api1-infer-{LATENCY_MODEL}"
-    infer_name = f"v2 infer {LATENCY_MODEL} req/s >= 0.9x /classify"
-    if v2 is False:
-        found.append(Target(infer_name, "not available (GET /v2 is not 200)", None))
-    elif {infer_key, f"api1-{LATENCY_MODEL}"} <= rows.keys():
+    if {infer_key, f"api1-{LATENCY_MODEL}"} <= rows.keys():
         ratio = rate(infer_key) / rate(f"api1-{LATENCY_MODEL}")
-        found.append(Target(infer_name, f"{ratio:.2f}x", ratio >= INFER_OVER_CLASSIFY_TARGET))
-    errors = sum(row.result.errors for key, row in rows.items() if key.startswith("api"))
-    found.append(Target("0 errors (API, every row)", str(errors), errors == 0))
+        found.append(
+            Target(
+                f"v2 infer {LATENCY_MODEL} req/s / classify (issue 12 asked "
+                f">= {INFER_OVER_CLASSIFY_REFERENCE}x)",
+                f"{ratio:.2f}x",
+                None,
+            )
+        )
+    workers_key = f"apiN-{LATENCY_MODEL}"
+    if {workers_key, f"api1-{LATENCY_MODEL}"} <= rows.keys():
+        ratio = rate(workers_key) / rate(f"api1-{LATENCY_MODEL}")
+        found.append(
+            Target(
+                f"2 workers / 1 worker, {LATENCY_MODEL} req/s (issue 10 asked "
+                f">= {WORKERS_SPEEDUP_REFERENCE}x)",
+                f"{ratio:.2f}x",
+                None,
+            )
+        )
+        found.append(workers_per_core(rows[workers_key], rows[f"api1-{LATENCY_MODEL}"]))
+    current = [row for key, row in rows.items() if key.startswith(("api1", "apiN"))]
+    errors = sum(row.result.errors for row in current)
+    found.append(Target("0 errors (current API, every row)", str(errors), errors == 0))
+    others = sum(row.result.errors for row in rows.values() if row not in current)
+    if others:
+        found.append(Target("errors of the floors and the previous API", str(others), None))
     return found
 
 
@@ -364,33 +403,56 @@ def workers_per_core(many: Row, one: Row) -> Target:
     one_cores = min(1.0, cores - one.result.load_generator_cores)
     per_core = (many.result.requests_per_s / many_cores) / (one.result.requests_per_s / one_cores)
     return Target(
-        "2 workers, req/s per core left by wrk (no target)",
+        "2 workers, req/s per core left by wrk",
         f"{per_core:.2f}x of 1 worker's (wrk used {many.result.load_generator_cores:.2f} of "
         f"{cores} cores with 2 workers, {one.result.load_generator_cores:.2f} with 1)",
         None,
     )
 
 
-def single_row_target(name: str, row: Row, floor_rate: float) -> Target:
-    result = row.result
-    share = result.requests_per_s / floor_rate
-    spread = result.p99_ms / result.p50_ms
-    passed = share >= FLOOR_SHARE_TARGET and result.errors == 0 and spread <= P99_OVER_P50_TARGET
-    return Target(
-        f"{name} classify >= 60 % of the FastAPI floor, 0 errors, p99 <= 3x p50",
-        f"{share:.0%}, {result.errors} errors, p99 {spread:.1f}x p50",
-        passed,
-    )
+def batch_section(rows: dict[str, Row], raw: dict[str, float], previous: str) -> list[str]:
+    if not raw:
+        return []
+    lines = [
+        f"## Batch: current API against {previous} (same run, same {BATCH_ROWS} rows)",
+        "",
+        f"| model | {previous} rows/s | current rows/s | current / previous "
+        "| in-process pipeline.predict rows/s (n_jobs=1) |",
+        "|---|--:|--:|--:|--:|",
+    ]
+    for name, raw_rate in raw.items():
+        current = rows[f"api1-batch-{name}"].rows_per_s
+        before = rows[f"prev1-batch-{name}"].rows_per_s
+        lines.append(
+            f"| {name} | {before:,.0f} | {current:,.0f} | {current / before:.0%} "
+            f"| {raw_rate:,.0f} |"
+        )
+    return [*lines, ""]
 
 
 def load_average() -> str:
     return " ".join(f"{value:.2f}" for value in os.getloadavg())
 
 
-def git_commit(directory: Path) -> str:
-    """The last commit that changed ``directory``."""
+def git(*args: str) -> str:
+    command = ["git", "-C", str(REPO_ROOT), *args]
+    return subprocess.run(command, capture_output=True, text=True, check=True).stdout.strip()
+
+
+def last_change(directory: Path) -> str:
+    """The last commit that changed ``directory`` (a directory of this repository)."""
     command = ["git", "-C", str(directory), "log", "-1", "--format=%h %s", "--", "."]
     return subprocess.run(command, capture_output=True, text=True).stdout.strip()
+
+
+def current_api(args: argparse.Namespace) -> str:
+    if args.current:
+        return f"API/ of {args.current} = {git('log', '-1', '--format=%h %s', args.current)[:120]}"
+    status = ["git", "-C", str(args.api_dir), "status", "--porcelain", "--", "."]
+    dirty = subprocess.run(status, capture_output=True, text=True).stdout.strip()
+    return f"{args.api_dir}, last changed in {last_change(args.api_dir)[:120]}" + (
+        " (with uncommitted changes)" if dirty else ""
+    )
 
 
 def environment(args: argparse.Namespace) -> list[str]:
@@ -406,27 +468,17 @@ def environment(args: argparse.Namespace) -> list[str]:
         f"- Machine: {cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}",
         f"- Python {platform.python_version()}; "
         + ", ".join(f"{name} {version(name)}" for name in PACKAGES),
-        f"- API code: {args.api_dir.name}/, last changed in {git_commit(args.api_dir)}",
+        f"- Current API: {current_api(args)}",
+        f"- Previous API: API/ of {args.previous} = "
+        f"{git('log', '-1', '--format=%h %s', args.previous)[:120]}",
         f"- Load generator: {wrk.strip()}, -t2 -c{args.connections}, {args.duration} s per "
         f"round, median of {args.rounds} interleaved rounds after a 1 s warm-up",
         f"- Load average at start: {load_average()}",
     ]
 
 
-def train_models(workspace: Workspace, servers: set[str]) -> None:
-    print("Training models with ModelTrainer...", flush=True)
-    train_dirs = {"models3": PRESCRIBED}
-    if "api100" in servers:
-        extra = extra_estimators(MODELS_IN_BIG_DIR - len(PRESCRIBED) - len(NOTEBOOK_KNN))
-        train_dirs["models100"] = {**PRESCRIBED, **NOTEBOOK_KNN, **extra}
-    for models, estimators in train_dirs.items():
-        env = workspace.env(models)
-        train(Path(env["MODELS_DIR"]), Path(env["REPORT_PATH"]), estimators)
-
-
-def raw_predict_rates(workspace: Workspace, batch: np.ndarray) -> dict[str, float]:
+def raw_predict_rates(models_dir: Path, batch: np.ndarray) -> dict[str, float]:
     """In-process ``pipeline.predict`` rows/s on the batch's rows (joblib, n_jobs=1)."""
-    models_dir = workspace.root / "models3"
     return {
         name: raw_rows_per_second(load_pipeline(models_dir, name), batch)
         for name in TARGETED_MODELS
@@ -438,21 +490,23 @@ def run(args: argparse.Namespace) -> str:
     items = [item for item in plan() if item.groups & set(args.only)]
     with tempfile.TemporaryDirectory(prefix="penguin-bench-") as root:
         workspace = Workspace(Path(root))
-        train_models(workspace, {item.server for item in items})
+        previous_dir = extract_api(args.previous, workspace.root / "previous")
+        if args.current:
+            args.api_dir = extract_api(args.current, workspace.root / "current")
+        print("Training models with ModelTrainer...", flush=True)
+        train(workspace.models_dir, workspace.root / "report" / "model_metrics.pkl", PRESCRIBED)
         X, _ = penguin_data()
         batch = write_bodies(workspace, X)
-        raw = raw_predict_rates(workspace, batch) if "batch" in args.only else {}
-        bench = Bench(workspace, args)
+        raw = raw_predict_rates(workspace.models_dir, batch) if "batch" in args.only else {}
+        bench = Bench(workspace, args, previous_dir)
         with contextlib.ExitStack() as stack:
             servers = {
                 key: stack.enter_context(bench.server(key))
                 for key in dict.fromkeys(item.server for item in items)
             }
-            v2 = has_v2(servers["api1"]) if "api1" in servers else None
-            if not v2:
-                items = [item for item in items if not item.path.startswith("/v2/")]
             print("Servers up; measuring (rounds interleaved over every endpoint)...", flush=True)
             rows = bench.measure(items, servers)
+    previous = args.previous_short
     return "\n".join(
         [
             *header,
@@ -460,31 +514,16 @@ def run(args: argparse.Namespace) -> str:
             "",
             "## Throughput and latency",
             "",
-            *results_table(list(rows.values())),
+            *results_table(rows),
             "",
-            *batch_section(rows, raw),
-            "## Targets",
+            *batch_section(rows, raw, previous),
+            "## Targets (issue 18, section 8)",
             "",
             "| target | measured | result |",
             "|---|--:|---|",
-            *(target.line() for target in targets(rows, raw, v2)),
+            *(target.line() for target in targets(rows, previous)),
         ]
     )
-
-
-def batch_section(rows: dict[str, Row], raw: dict[str, float]) -> list[str]:
-    if not raw:
-        return []
-    lines = [
-        f"## Batch against in-process pipeline.predict (same {BATCH_ROWS} rows, n_jobs=1)",
-        "",
-        "| model | pipeline.predict rows/s | API batch rows/s (1 worker) | share |",
-        "|---|--:|--:|--:|",
-    ]
-    for name, raw_rate in raw.items():
-        api = rows[f"api1-batch-{name}"].rows_per_s
-        lines.append(f"| {name} | {raw_rate:,.0f} | {api:,.0f} | {api / raw_rate:.0%} |")
-    return [*lines, ""]
 
 
 def parse_args() -> argparse.Namespace:
@@ -504,9 +543,25 @@ def parse_args() -> argparse.Namespace:
         "--api-dir",
         type=Path,
         default=API_DIR,
-        help="the API/ directory to serve (another worktree's, e.g. a branch with /v2)",
+        help="the API/ directory to serve as the current API (default: this checkout's)",
     )
-    return parser.parse_args()
+    parser.add_argument(
+        "--current",
+        metavar="REV",
+        help="serve API/ as committed in this git revision (extracted like --previous) "
+        "instead of --api-dir, e.g. HEAD to leave uncommitted changes out",
+    )
+    parser.add_argument(
+        "--previous",
+        default=PREVIOUS_API_REV,
+        help="git revision whose API/ is served as the previous API (extracted with git "
+        f"archive into the run's temporary directory); default {PREVIOUS_API_REV}, the last "
+        "commit before the API was rebuilt on plain FastAPI idioms",
+    )
+    args = parser.parse_args()
+    args.api_dir = args.api_dir.resolve()
+    args.previous_short = git("rev-parse", "--short", args.previous)
+    return args
 
 
 def main() -> None:
