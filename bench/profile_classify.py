@@ -2,14 +2,23 @@
 
 Run from the repository root: ``uv run python bench/profile_classify.py`` (about a minute).
 It trains the model with ModelTrainer in a temporary directory, builds the bare ASGI floor,
-the FastAPI floor and the API (create_app, its lifespan run) in this process, and calls each
-app directly through ASGI on uvloop (no HTTP server, no client library, so neither shows in
-the profile) with the same body ``bench/run.py`` sends. It prints microseconds per request for
-each, then pyinstrument's samples of the API's loop: self time by library and the functions
-with the most self time, in microseconds per request.
+the FastAPI floor and the API (``create_app``, its lifespan run) in this process, and calls
+each app directly through ASGI on uvloop (no HTTP server, no client library, so neither shows
+in the profile), one request at a time, with the same body ``bench/run.py`` sends.
+
+It prints microseconds per request for each app; the API also with FastAPI's worker threads
+inlined (its ``def`` routes then run on the loop's thread), which is what the difference
+between the two costs in hops to a thread; for a single-row classify, the cost of each piece
+of the path called alone (app.predict, app.catalog, FastAPI's response serialization...);
+and pyinstrument's samples of the API with threads inlined (pyinstrument samples only the
+thread that started it): self time by library and the functions with the most self time, in
+microseconds per request. Under HTTP load, with 16 connections, what also costs is the
+contention between the loop and the worker threads for the GIL, which one request at a time
+does not show: bench/README.md says how to see it.
 """
 
 import argparse
+import contextlib
 import os
 import statistics
 import sys
@@ -18,11 +27,14 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from unittest.mock import patch
 
+import fastapi.dependencies.utils
+import fastapi.routing
 import orjson
 import uvloop
 from harness import API_DIR, APPS_DIR
-from models import NOTEBOOK_KNN, PRESCRIBED, extra_estimators, penguin_data, train
+from models import NOTEBOOK_KNN, PRESCRIBED, penguin_data, train
 from pyinstrument import Profiler
 from run import batch_rows, columns
 
@@ -40,7 +52,7 @@ LIBRARIES = (
     "asyncio",
     "anyio",
     "orjson",
-    "uuid",
+    "prometheus_fastapi_instrumentator",
     "penguin_contract",
 )
 
@@ -207,69 +219,97 @@ async def median_us(call_once, calls: int = 2000) -> float:
 
 
 async def part_costs(api, model: str, record: dict) -> dict[str, float]:
-    """The pieces of POST /classify/{model} called one by one (no profiler overhead)."""
-    from app.log_records import log_lines
+    """The pieces of POST /classify/{model} called one by one (no profiler overhead), in the
+    order the request meets them. Only for an API with app.predict (bd88657 and later)."""
+    from fastapi.routing import serialize_response
+    from starlette.concurrency import run_in_threadpool
+
+    from app.api.routes.classify import router as classify_router
+    from app.predict import Predictions, log_lines
     from app.prediction_log import PredictionLog, utc_timestamp
-    from app.schemas import PenguinFeatures, feature_rows
+    from app.schemas import PenguinFeatures, Prediction
 
-    service = api.state.service
-    served = await service.model_for(model)
+    catalog, predictor = api.state.catalog, api.state.predictor
+    served = catalog.servable(model)
     features = PenguinFeatures.model_validate(record)
-    rows = feature_rows([features])
-    log_path = api.state.settings.predictions_log_path
-    line = log_path.read_bytes().splitlines(keepends=True)[-1]
-    scratch = PredictionLog(log_path.with_name("scratch.log"))
-    fd = os.open(log_path.with_name("plain.log"), os.O_WRONLY | os.O_APPEND | os.O_CREAT)
-
-    async def run(call):
-        return call()
-
+    rows = features.rows()
     labels, probabilities = served.runtime.predict(rows)
-    line_fields = {
+    predictions = Predictions(served.name, served.runtime.name, labels, probabilities)
+    body = predictions.bodies()[0]
+    head = {
+        "timestamp": utc_timestamp(),
         "request_id": "profile",
         "model": served.name,
         "model_sha256": served.sha256,
         "runtime": served.runtime.name,
-        "rows": rows,
-        "labels": labels,
-        "probabilities": probabilities,
-        "latency_ms": 0.123,
-        "batch": False,
     }
-    counter = service.predictions_counter
+    line = log_lines(head, rows, predictions, 0.123, False)
+    log_path = api.state.settings.predictions_log_path
+    scratch = PredictionLog(log_path.with_name("scratch.log"))
+    fd = os.open(log_path.with_name("plain.log"), os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+    route = next(route for route in classify_router.routes if route.path == "/classify/{model}")
+    response_field = route.response_field
+
+    async def run(call):
+        return call()
+
+    def no_op() -> None:
+        return None
 
     costs = {
-        "PenguinFeatures.model_validate (the body's dict)": await median_us(
-            lambda: run(lambda: PenguinFeatures.model_validate(record))
+        "PenguinFeatures.model_validate (the body's dict)": lambda: run(
+            lambda: PenguinFeatures.model_validate(record)
         ),
-        "service.model_for (name -> loaded model)": await median_us(
-            lambda: service.model_for(model)
+        "features.rows() ([1, 7] float64)": lambda: run(features.rows),
+        "os.urandom(16).hex() (request id)": lambda: run(lambda: os.urandom(16).hex()),
+        "catalog.servable (name -> loaded model; stats the models directory)": lambda: run(
+            lambda: catalog.servable(model)
         ),
-        "runtime.predict (1 row)": await median_us(
-            lambda: run(lambda: served.runtime.predict(rows))
+        "predictor.predict (all of the below)": lambda: run(
+            lambda: predictor.predict(served, rows, "profile", batch=False)
         ),
-        "service.predict (predict + log line + counter)": await median_us(
-            lambda: service.predict(served, rows, "profile", time.perf_counter(), batch=False)
+        "  runtime.predict (1 row)": lambda: run(lambda: served.runtime.predict(rows)),
+        "  log_lines (encode the line)": lambda: run(
+            lambda: log_lines(head, rows, predictions, 0.123, False)
         ),
-        "log_lines (encode the line)": await median_us(
-            lambda: run(lambda: log_lines(timestamp=utc_timestamp(), **line_fields))
+        "  PredictionLog.append (one line: lock, checks, write)": lambda: run(
+            lambda: scratch.append(line)
         ),
-        "predictions counter .labels().inc()": await median_us(
-            lambda: run(lambda: counter.labels(served.name, "Adelie").inc())
+        "    os.write of the same line (O_APPEND), for comparison": lambda: run(
+            lambda: os.write(fd, line)
         ),
-        "PredictionLog.try_append (one line)": await median_us(
-            lambda: run(lambda: scratch.try_append(line))
+        "  predictions counter .labels().inc()": lambda: run(
+            lambda: predictor.counter.labels(served.name, "Adelie").inc()
         ),
-        "os.write of the same line (O_APPEND)": await median_us(
-            lambda: run(lambda: os.write(fd, line))
+        "Predictions.bodies() (the response dict)": lambda: run(predictions.bodies),
+        "FastAPI: validate + dump the response (Prediction)": lambda: serialize_response(
+            field=response_field, response_content=body, dump_json=True
         ),
-        "os.urandom(16).hex() (request id)": await median_us(
-            lambda: run(lambda: os.urandom(16).hex())
+        "  of it: Prediction.model_validate alone": lambda: run(
+            lambda: Prediction.model_validate(body)
+        ),
+        "run_in_threadpool(no-op): one hop to a worker thread and back": lambda: run_in_threadpool(
+            no_op
         ),
     }
+    measured = {name: await median_us(call) for name, call in costs.items()}
     os.close(fd)
     scratch.close()
-    return costs
+    return measured
+
+
+def inline_threadpool() -> contextlib.AbstractContextManager:
+    """Run FastAPI's ``def`` endpoints and dependencies on the loop's thread instead of a
+    worker thread: pyinstrument samples only the thread that started it, so the profile
+    would show the wait for the thread and nothing of what runs there."""
+
+    async def run_inline(func, *args, **kwargs):
+        return func(*args, **kwargs)
+
+    stack = contextlib.ExitStack()
+    for module in (fastapi.routing, fastapi.dependencies.utils):
+        stack.enter_context(patch.object(module, "run_in_threadpool", run_inline))
+    return stack
 
 
 def bodies() -> dict[str, bytes]:
@@ -281,7 +321,6 @@ def bodies() -> dict[str, bytes]:
     return {
         "classify": orjson.dumps(single),
         "infer": orjson.dumps({"inputs": [tensor]}),
-        "models": None,
         "batch": orjson.dumps({"columns": columns(batch_rows(X))}),
     }
 
@@ -289,12 +328,7 @@ def bodies() -> dict[str, bytes]:
 async def measure(args: argparse.Namespace, root: Path) -> None:
     models_dir, report = root / "models", root / "report" / "model_metrics.pkl"
     (root / "results").mkdir()
-    estimators = {**PRESCRIBED, **NOTEBOOK_KNN}
-    if args.endpoint == "models":
-        extra = extra_estimators(args.models - len(estimators))
-        train(models_dir, report, {**estimators, **extra})
-    else:
-        train(models_dir, report, {args.model: estimators[args.model]})
+    train(models_dir, report, {args.model: {**PRESCRIBED, **NOTEBOOK_KNN}[args.model]})
     os.environ.update(
         MODELS_DIR=str(models_dir), REPORT_PATH=str(report), RESULTS_DIR=str(root / "results")
     )
@@ -305,28 +339,29 @@ async def measure(args: argparse.Namespace, root: Path) -> None:
     from app.main import create_app  # the API under test, from --api-dir
 
     api = create_app()
-    body = bodies()[args.endpoint]
+    requests = args.requests or (100 if args.endpoint == "batch" else 3000)
+    body, single = bodies()[args.endpoint], bodies()["classify"]
     path = f"/classify/{args.model}"
     api_path = {
         "classify": path,
         "infer": f"/v2/models/{args.model}/infer",
-        "models": "/models",
         "batch": f"{path}/batch",
     }[args.endpoint]
+    api_name, inline_name = f"API {api_path}", f"API {api_path}, worker threads inlined"
     async with api.router.lifespan_context(api):
         costs = {
-            "ASGI floor": await microseconds_per_request(asgi_floor, path, body, args.requests),
-            "FastAPI floor": await microseconds_per_request(
-                fastapi_floor, path, bodies()["classify"], args.requests
-            ),
-            f"API {api_path}": await microseconds_per_request(api, api_path, body, args.requests),
+            "ASGI floor": await microseconds_per_request(asgi_floor, path, single, requests),
+            "FastAPI floor": await microseconds_per_request(fastapi_floor, path, single, requests),
+            api_name: await microseconds_per_request(api, api_path, body, requests),
         }
-        floor_profiler = await profile(fastapi_floor, path, bodies()["classify"], args.requests)
-        profiler = await profile(api, api_path, body, args.requests)
+        with inline_threadpool():
+            costs[inline_name] = await microseconds_per_request(api, api_path, body, requests)
+            profiler = await profile(api, api_path, body, requests)
+        floor_profiler = await profile(fastapi_floor, path, single, requests)
         parts = {}
-        if args.endpoint == "classify":
-            parts = await part_costs(api, args.model, orjson.loads(bodies()["classify"]))
-    print(f"In process, no HTTP server; median of 5 loops of {args.requests} requests:")
+        if args.endpoint == "classify" and hasattr(api.state, "predictor"):
+            parts = await part_costs(api, args.model, orjson.loads(single))
+    print(f"In process, no HTTP server; median of 5 loops of {requests} requests, one at a time:")
     for name, micros in costs.items():
         print(f"  {micros:7.1f} us/request  {name}")
     if parts:
@@ -334,7 +369,8 @@ async def measure(args: argparse.Namespace, root: Path) -> None:
     for name, micros in parts.items():
         print(f"  {micros:7.1f} us  {name}")
     print_libraries(floor_profiler, costs["FastAPI floor"], "FastAPI floor")
-    print_profile(profiler, costs[f"API {api_path}"], args.top)
+    print(f"\n{inline_name} (pyinstrument samples only the loop's thread):", end="")
+    print_profile(profiler, costs[inline_name], args.top)
     if args.tree:
         print(profiler.output_text(unicode=True, short_mode=True))
 
@@ -345,12 +381,13 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--endpoint",
         default="classify",
-        choices=("classify", "infer", "models", "batch"),
-        help="POST /classify/{model}, POST /v2/models/{model}/infer, GET /models, or POST "
+        choices=("classify", "infer", "batch"),
+        help="POST /classify/{model}, POST /v2/models/{model}/infer, or POST "
         "/classify/{model}/batch with bench/run.py's 1000-row columnar body",
     )
-    parser.add_argument("--models", type=int, default=100, help="models for GET /models")
-    parser.add_argument("--requests", type=int, default=3000, help="requests per timed loop")
+    parser.add_argument(
+        "--requests", type=int, help="requests per timed loop (default 3000; 100 for batch)"
+    )
     parser.add_argument("--top", type=int, default=25, help="functions listed")
     parser.add_argument("--tree", action="store_true", help="also print pyinstrument's tree")
     parser.add_argument("--api-dir", type=Path, default=API_DIR, help="the API/ directory")
