@@ -4,7 +4,7 @@ The registry owns the loaded models and the report owns the metrics; everything 
 derived from them on each call. Reads files: call it off the event loop.
 """
 
-from app.errors import ModelNotFoundError, ModelUnavailableError, NoBestModelError
+from app.errors import ModelNotFoundError, ModelUnavailableError
 from app.models.loading import ServedModel
 from app.models.registry import ModelRegistry
 from app.report import EMPTY_METRICS, MetricsReport, ReportRow, ReportRows
@@ -12,6 +12,7 @@ from app.schemas import ModelDetail, ModelSummary
 from penguin_contract import RESERVED_MODEL_NAMES, normalize_model_name
 
 BEST_ALIAS = "best"
+NO_BEST = "cannot be resolved: no usable model has a test_f1 in the metrics report"
 assert BEST_ALIAS in RESERVED_MODEL_NAMES
 # Report metadata shown by GET /models/{name} (trained_at is in every summary).
 DETAIL_METADATA = (
@@ -43,7 +44,7 @@ class Catalog:
         if requested.strip().lower() == BEST_ALIAS:
             best = _best_of(self.registry.all(), self.report.rows_by_file())
             if best is None:
-                raise NoBestModelError()
+                raise ModelNotFoundError(BEST_ALIAS, NO_BEST)
             return best
         try:
             name = normalize_model_name(requested)

@@ -26,88 +26,69 @@ _BODY_PARSE_ERROR = "There was an error parsing the body"  # FastAPI's text for 
 
 
 class APIError(Exception):
-    status_code = 500
-    code = "internal_error"
+    """An error whose message is safe to show, with its HTTP status and a stable code."""
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, status_code: int = 500, code: str = "internal") -> None:
         super().__init__(message)
-        self.message = message
+        self.message, self.status_code, self.code = message, status_code, code
 
 
 class ModelNotFoundError(APIError):
-    status_code = 404
-    code = "model_not_found"
-
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, why: str = "not found") -> None:
+        message = f"Model {name!r} {why}. GET /models lists the available models"
         super().__init__(
-            f"Model {name!r} not found. GET /models lists the available models "
-            "('best' is the one with the highest test_f1)."
+            f"{message} ('best' is the one with the highest test_f1).", 404, "model_not_found"
         )
 
 
-class UnknownVersionError(APIError):
-    status_code = 404
-    code = "model_not_found"
-
+class UnknownVersionError(ModelNotFoundError):
     def __init__(self, name: str, version: str, served: str) -> None:
-        super().__init__(
-            f"Model {name!r} has no version {version!r}; its only version is {served} "
-            "(the sha256 of the file being served)."
-        )
-
-
-class NoBestModelError(APIError):
-    status_code = 404
-    code = "model_not_found"
-
-    def __init__(self) -> None:
-        super().__init__(
-            "No usable model has a test_f1 in the metrics report, so 'best' cannot be "
-            "resolved. GET /models lists the available models."
-        )
+        why = f"has no version {version!r}; its only version is {served}, the served file's sha256"
+        super().__init__(name, why)
 
 
 class ModelUnavailableError(APIError):
     """The model file exists but cannot be served (corrupt, not a pipeline, incompatible)."""
 
-    status_code = 503
-    code = "model_unavailable"
-
     def __init__(self, name: str, reason: str) -> None:
+        message = f"Model {name!r} cannot be used: {reason}. Retrain it or remove its file; "
         super().__init__(
-            f"Model {name!r} cannot be used: {reason}. Retrain it or remove its file; "
-            "the other models keep working (GET /models)."
+            message + "the other models keep working (GET /models).", 503, "model_unavailable"
         )
-
-
-class BatchTooLargeError(APIError):
-    status_code = 413
-    code = "batch_too_large"
-
-    def __init__(self, size: int, limit: int) -> None:
-        super().__init__(f"Batch of {size} rows exceeds the maximum of {limit} rows per request.")
 
 
 class PredictionLogError(APIError):
     """The prediction could not be appended to predictions.log, so it is not returned."""
 
-    status_code = 503
-    code = "prediction_not_logged"
-
     def __init__(self, reason: str) -> None:
         self.reason = reason
-        super().__init__(
-            f"The prediction could not be written to the prediction log ({reason}); "
-            "no prediction is returned unless it is logged. Check that RESULTS_DIR is "
-            "writable and not full (GET /ready)."
+        message = (
+            f"The prediction could not be written to the prediction log ({reason}); no "
+            "prediction is returned unless it is logged. Check that RESULTS_DIR is writable "
+            "and not full (GET /ready)."
         )
+        super().__init__(message, 503, "prediction_not_logged")
+
+
+class InvalidRowsError(APIError):
+    """Rows that break the contract: the first issues, in pydantic's shape, and how many
+    there are in all (a hostile body can hold thousands)."""
+
+    def __init__(self, errors: list[dict[str, Any]], total: int) -> None:
+        super().__init__(f"{total} invalid values", 422, "invalid_input")
+        self.errors, self.total = errors, total
 
 
 class InferenceRequestError(APIError):
     """A v2 request that does not follow the protocol or the model's inputs and outputs."""
 
-    status_code = 400
-    code = "invalid_inference_request"
+    def __init__(self, message: str) -> None:
+        super().__init__(message, 400, "invalid_inference_request")
+
+
+def batch_too_large(size: int, limit: int) -> APIError:
+    message = f"Batch of {size} rows exceeds the maximum of {limit} rows per request."
+    return APIError(message, 413, "batch_too_large")
 
 
 def body_too_large(limit: int) -> HTTPException:
@@ -144,6 +125,9 @@ def _respond(
 
 async def _api_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, APIError)
+    if isinstance(error, InvalidRowsError):
+        issues = [validation_issue(raw) for raw in error.errors[:MAX_LISTED_ISSUES]]
+        return _respond(request, 422, error.code, issues, omitted=error.total - len(issues))
     return _respond(request, error.status_code, error.code, error.message)
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import orjson
 from prometheus_client import Counter as PrometheusCounter
 
-from app.errors import BatchTooLargeError, ModelUnavailableError
+from app.errors import ModelUnavailableError, batch_too_large
 from app.models.loading import ServedModel
 from app.models.runtimes import RuntimeName
 from app.prediction_log import PredictionLog, utc_timestamp
@@ -61,7 +61,7 @@ class Predictor:
 
     def check_batch_size(self, size: int) -> None:
         if size > self.max_batch_size:
-            raise BatchTooLargeError(size, self.max_batch_size)
+            raise batch_too_large(size, self.max_batch_size)
 
     def predict(
         self, model: ServedModel, rows: np.ndarray, request_id: str, batch: bool

@@ -7,13 +7,13 @@ same rules from the same contract, with pydantic's messages, which these mirror.
 """
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import chain
 from typing import Any
 
 import numpy as np
-from fastapi.exceptions import RequestValidationError
 
+from app.errors import MAX_LISTED_ISSUES, InvalidRowsError
 from penguin_contract import FEATURES, FIELDS, code_for
 from penguin_contract import Field as ContractField
 
@@ -22,6 +22,10 @@ _MAXIMA = np.array([spec.maximum for spec in FIELDS])
 _INTEGER = np.array([spec.kind == "integer" for spec in FIELDS])
 _NUMBERS = frozenset({int, float})  # bool is not int here: a boolean is no measurement
 _MISSING = object()
+_TYPE_ERRORS = {
+    "integer": ("int_type", "Input should be a valid integer"),
+    "number": ("float_type", "Input should be a valid number"),
+}
 # An issue's location in the body, from its (row, field name).
 Locate = Callable[[int, str], tuple]
 
@@ -44,18 +48,36 @@ class RowIssue:
         return f"{self.field} at row {self.row}: {self.message} (allowed: {spec.allowed()})"
 
 
-def check_rows(rows: np.ndarray) -> list[RowIssue]:
-    """Every value of ``rows`` that breaks the contract: finite, inside its field's closed
+@dataclass
+class RowIssues:
+    """The first issues found (at most ``limit``) and how many there are in all."""
+
+    listed: list[RowIssue] = field(default_factory=list)
+    total: int = 0
+    limit: int = MAX_LISTED_ISSUES
+
+    def add(self, issue: RowIssue) -> None:
+        self.total += 1
+        if len(self.listed) < self.limit:
+            self.listed.append(issue)
+
+    def raise_if_any(self, locate: Locate) -> None:
+        if self.total:
+            raise InvalidRowsError([issue.as_error(locate) for issue in self.listed], self.total)
+
+
+def check_rows(rows: np.ndarray) -> RowIssues:
+    """The values of ``rows`` that break the contract: finite, inside their field's closed
     range, integral for integer fields, one of the codes for categorical fields."""
     # NaN and infinities fail the (finite) ranges too.
     valid = (rows >= _MINIMA) & (rows <= _MAXIMA) & (~_INTEGER | (np.floor(rows) == rows))
     for index, spec in enumerate(FIELDS):
         if spec.codes is not None:
             valid[:, index] &= np.isin(rows[:, index], list(spec.codes))
-    return [
-        _issue(int(row), FIELDS[column], float(rows[row, column]))
-        for row, column in np.argwhere(~valid)
-    ]
+    issues = RowIssues(total=int(np.count_nonzero(~valid)))
+    for row, column in np.argwhere(~valid)[: issues.limit].tolist():
+        issues.listed.append(_issue(row, FIELDS[column], float(rows[row, column])))
+    return issues
 
 
 def _issue(row: int, spec: ContractField, value: float) -> RowIssue:
@@ -73,47 +95,46 @@ def _issue(row: int, spec: ContractField, value: float) -> RowIssue:
 
 
 def rows_from_instances(instances: Sequence[Any]) -> np.ndarray:
-    """[{field: value, ...}, ...] -> checked rows; RequestValidationError naming each issue."""
+    """[{field: value, ...}, ...] -> checked rows; InvalidRowsError naming the issues."""
     try:
         table = [[instance[name] for name in FEATURES] for instance in instances]
         if set(map(type, chain.from_iterable(table))) <= _NUMBERS:
             return _checked(np.array(table, dtype=np.float64), _instance_location)
     except (KeyError, TypeError, OverflowError):
         pass  # something is missing or not a number: go value by value, to say what
-    table, issues = [], []
+    issues, table = RowIssues(), []
     for index, instance in enumerate(instances):
         if not isinstance(instance, dict):
             message = f"Input should be an object with the fields {', '.join(FEATURES)}"
             error = {"loc": ("body", "instances", index), "type": "dict_type", "msg": message}
-            raise RequestValidationError([error])
-        row = [_number(spec, instance.get(spec.name, _MISSING), index, issues) for spec in FIELDS]
-        table.append(row)
-    _raise_if_any(issues, _instance_location)
+            raise InvalidRowsError([error], 1)
+        table.append(
+            [_number(spec, instance.get(spec.name, _MISSING), index, issues) for spec in FIELDS]
+        )
+    issues.raise_if_any(_instance_location)
     return _checked(np.array(table, dtype=np.float64), _instance_location)
 
 
 def rows_from_columns(columns: dict[str, list[Any]]) -> np.ndarray:
-    """{field: [values], ...} (equal lengths) -> checked rows; RequestValidationError."""
+    """{field: [values], ...} (equal lengths) -> checked rows; InvalidRowsError."""
     missing = [name for name in FEATURES if name not in columns]
     if missing:
-        errors = [
-            {"loc": ("body", "columns", name), "type": "missing", "msg": "Field required"}
-            for name in missing
-        ]
-        raise RequestValidationError(errors)
+        locations = [("body", "columns", name) for name in missing]
+        errors = [{"loc": loc, "type": "missing", "msg": "Field required"} for loc in locations]
+        raise InvalidRowsError(errors, len(errors))
     lengths = {name: len(columns[name]) for name in FEATURES}
     if len(set(lengths.values())) > 1:
         message = f"every column must have the same length; got {lengths}"
-        raise RequestValidationError(
-            [{"loc": ("body", "columns"), "type": "value_error", "msg": message}]
+        raise InvalidRowsError(
+            [{"loc": ("body", "columns"), "type": "value_error", "msg": message}], 1
         )
-    issues: list[RowIssue] = []
+    issues = RowIssues()
     table = [_column(spec, columns[spec.name], issues) for spec in FIELDS]
-    _raise_if_any(issues, _column_location)
+    issues.raise_if_any(_column_location)
     return _checked(np.column_stack(table), _column_location)
 
 
-def _column(spec: ContractField, values: list[Any], issues: list[RowIssue]) -> np.ndarray:
+def _column(spec: ContractField, values: list[Any], issues: RowIssues) -> np.ndarray:
     if set(map(type, values)) <= _NUMBERS:
         try:
             return np.array(values, dtype=np.float64)
@@ -122,43 +143,28 @@ def _column(spec: ContractField, values: list[Any], issues: list[RowIssue]) -> n
     return np.array([_number(spec, value, row, issues) for row, value in enumerate(values)])
 
 
-def _number(spec: ContractField, value: Any, row: int, issues: list[RowIssue]) -> float:
+def _number(spec: ContractField, value: Any, row: int, issues: RowIssues) -> float:
     """``value`` as a float (a categorical field's name as its code); else its issue."""
-    if type(value) in _NUMBERS:
-        try:
+    try:
+        if type(value) in _NUMBERS:
             return float(value)
-        except OverflowError:
-            issues.append(
-                RowIssue(row, spec.name, "finite_number", "Input should be a finite number")
-            )
-            return 0.0
-    if value is _MISSING:
-        issues.append(RowIssue(row, spec.name, "missing", "Field required"))
-    elif isinstance(value, str) and spec.codes is not None:
-        try:
+        if isinstance(value, str) and spec.codes is not None:
             return float(code_for(spec.codes, value))
-        except ValueError as error:
-            issues.append(RowIssue(row, spec.name, "value_error", str(error), value))
+    except OverflowError:
+        issues.add(RowIssue(row, spec.name, "finite_number", "Input should be a finite number"))
+    except ValueError as error:  # a name that is none of the codes'
+        issues.add(RowIssue(row, spec.name, "value_error", str(error), value))
     else:
-        kind = "int_type" if spec.kind == "integer" else "float_type"
-        issues.append(RowIssue(row, spec.name, kind, _TYPE_MESSAGES[kind], value))
+        if value is _MISSING:
+            issues.add(RowIssue(row, spec.name, "missing", "Field required"))
+        else:
+            issues.add(RowIssue(row, spec.name, *_TYPE_ERRORS[spec.kind], value))
     return 0.0
 
 
-_TYPE_MESSAGES = {
-    "int_type": "Input should be a valid integer",
-    "float_type": "Input should be a valid number",
-}
-
-
 def _checked(rows: np.ndarray, locate: Locate) -> np.ndarray:
-    _raise_if_any(check_rows(rows), locate)
+    check_rows(rows).raise_if_any(locate)
     return rows
-
-
-def _raise_if_any(issues: list[RowIssue], locate: Locate) -> None:
-    if issues:
-        raise RequestValidationError([issue.as_error(locate) for issue in issues])
 
 
 def _instance_location(row: int, field: str) -> tuple:

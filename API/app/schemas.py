@@ -19,24 +19,12 @@ from app.models.runtimes import RuntimeName
 from penguin_contract import FEATURES, FIELDS, METRIC_COLUMNS, SPECIES, code_for
 
 CONTRACT = {spec.name: spec for spec in FIELDS}
-ADELIE_EXAMPLE: dict[str, Any] = {
-    "island": 1,
-    "bill_length_mm": 39.1,
-    "bill_depth_mm": 18.7,
-    "flipper_length_mm": 181,
-    "body_mass_g": 3750,
-    "sex": 1,
-    "year": 2007,
-}
-GENTOO_READABLE_EXAMPLE: dict[str, Any] = {
-    "island": "Biscoe",
-    "bill_length_mm": 46.1,
-    "bill_depth_mm": 13.2,
-    "flipper_length_mm": 211,
-    "body_mass_g": 4500,
-    "sex": "female",
-    "year": 2007,
-}
+ADELIE_EXAMPLE: dict[str, Any] = dict(
+    zip(FEATURES, (1, 39.1, 18.7, 181, 3750, 1, 2007), strict=False)
+)
+GENTOO_READABLE_EXAMPLE = dict(
+    zip(FEATURES, ("Biscoe", 46.1, 13.2, 211, 4500, "female", 2007), strict=False)
+)
 
 
 def _integral(value: Any) -> Any:
@@ -194,20 +182,6 @@ class ModelDetail(ModelSummary):
 
 
 class Prediction(BaseModel):
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "model": "randomforest",
-                    "species_id": 1,
-                    "species_name": "Adelie",
-                    "probabilities": {"Adelie": 0.99, "Chinstrap": 0.01, "Gentoo": 0.0},
-                    "runtime": "onnx",
-                }
-            ]
-        }
-    )
-
     model: str = Field(description="The model that answered ('best' is resolved to its name)")
     species_id: int = Field(description="1 Adelie, 2 Chinstrap, 3 Gentoo")
     species_name: SpeciesName
@@ -224,6 +198,8 @@ class BatchPrediction(BaseModel):
 
 
 class ErrorResponse(BaseModel):
+    """Every error but a 422: a message for people and a stable code for programs."""
+
     detail: str
     code: str
 
