@@ -1,7 +1,8 @@
-"""Documented error responses (with examples) shared by the routes."""
+"""Documented error responses, their examples made by the errors themselves, and body examples."""
 
 from typing import Any
 
+from app.errors import APIError, ModelNotFoundError, ModelUnavailableError, batch_too_large
 from app.schemas import (
     ADELIE_EXAMPLE,
     GENTOO_READABLE_EXAMPLE,
@@ -11,69 +12,45 @@ from app.schemas import (
 from penguin_contract import FEATURES
 
 
-def _error(description: str, detail: str, code: str) -> dict[str, Any]:
+def _error(description: str, example: APIError) -> dict[str, Any]:
+    body = {"detail": example.message, "code": example.code}
     return {
         "model": ErrorResponse,
         "description": description,
-        "content": {"application/json": {"example": {"detail": detail, "code": code}}},
+        "content": {"application/json": {"example": body}},
     }
 
 
-MODEL_NOT_FOUND = {
-    404: _error(
-        "Unknown model (or an invalid name)",
-        "Model 'tree' not found. GET /models lists the available models "
-        "('best' is the one with the highest test_f1).",
-        "model_not_found",
-    )
+MODEL_NOT_FOUND = {404: _error("Unknown model (or an invalid name)", ModelNotFoundError("tree"))}
+_INVALID_ISSUE = {
+    "loc": ["body", "bill_length_mm"],
+    "field": "bill_length_mm",
+    "msg": "bill_length_mm: Input should be less than or equal to 100, got 500 "
+    "(allowed: 10 to 100)",
+    "type": "less_than_equal",
+    "allowed": "10 to 100",
 }
-INVALID_INPUT = {
-    422: {
-        "model": ValidationErrorResponse,
-        "description": "Missing field, wrong type, value out of range, NaN/Infinity, bad JSON",
-        "content": {
-            "application/json": {
-                "example": {
-                    "detail": [
-                        {
-                            "loc": ["body", "bill_length_mm"],
-                            "field": "bill_length_mm",
-                            "msg": "bill_length_mm: Input should be less than or equal to 100 "
-                            "(allowed: 10 to 100)",
-                            "type": "less_than_equal",
-                            "allowed": "10 to 100",
-                        }
-                    ]
-                }
-            }
-        },
-    }
-}
-TOO_LARGE = {
+CLASSIFY_ERRORS = {
+    **MODEL_NOT_FOUND,
     413: _error(
         "A batch above MAX_BATCH_SIZE (batch_too_large), or a body larger than MAX_BODY_BYTES "
         "(body_too_large)",
-        "Batch of 5000 rows exceeds the maximum of 1000 rows per request.",
-        "batch_too_large",
-    )
-}
-UNAVAILABLE = {
+        batch_too_large(5000, 1000),
+    ),
+    422: {
+        "model": ValidationErrorResponse,
+        "description": "Missing field, wrong type, value out of range, NaN/Infinity, bad JSON",
+        "content": {"application/json": {"example": {"detail": [_INVALID_ISSUE], "omitted": 0}}},
+    },
     503: _error(
         "The model file exists but cannot be served (model_unavailable: corrupt, not a "
         "Pipeline, incompatible), or the prediction could not be written to the prediction "
         "log (prediction_not_logged), so it is not returned",
-        "Model 'svm' cannot be used: the file cannot be unpickled (UnpicklingError: ...). "
-        "Retrain it or remove its file; the other models keep working (GET /models).",
-        "model_unavailable",
-    )
+        ModelUnavailableError("svm", "the file cannot be unpickled (UnpicklingError: ...)"),
+    ),
 }
-CLASSIFY_ERRORS = {**MODEL_NOT_FOUND, **TOO_LARGE, **INVALID_INPUT, **UNAVAILABLE}
-
 CLASSIFY_EXAMPLES = {
-    "adelie_codes": {
-        "summary": "Adelie, fields as codes (the original example)",
-        "value": ADELIE_EXAMPLE,
-    },
+    "adelie_codes": {"summary": "Adelie, fields as codes", "value": ADELIE_EXAMPLE},
     "gentoo_names": {
         "summary": "Gentoo, island and sex as names",
         "value": GENTOO_READABLE_EXAMPLE,

@@ -32,8 +32,7 @@ _WARNINGS_LOCK = threading.Lock()
 
 
 def probe_rows(count: int = 64) -> np.ndarray:
-    """Valid rows (each field's midpoint, then random values in every field's range), used
-    to check once that a freshly loaded model predicts."""
+    """Valid rows (midpoints, then random values in range): a fresh model must predict them."""
     random = np.random.default_rng(0)
     columns = [
         random.integers(f.minimum, f.maximum, count, endpoint=True)
@@ -73,14 +72,13 @@ class ModelLoader:
         self._probe = probe_rows()
 
     def load(self, entry: ModelEntry) -> ServedModel:
-        """Never raises for a bad file: a broken model is a ServedModel with a reason.
-        FileChangedError: the pickle is no longer the file that was listed."""
+        """A broken file is a ServedModel with a reason; FileChangedError if it was replaced."""
         if entry.pkl is None:
             return self._broken(entry, "", "error", entry.problem or "it is not a model file")
         try:
             pickle_bytes = self.files.read(self.files.pkl_path(entry.name), entry.pkl)
         except FileChangedError:
-            raise  # replaced since it was listed: the registry looks again
+            raise
         except OSError as error:
             reason = f"the file cannot be read ({error.strerror or error})"
             return self._broken(entry, "", "error", reason)
