@@ -100,15 +100,15 @@ def api_server(
 
 
 def plain_uvicorn_server(
-    label: str, module: str, env: dict[str, str], log_path: Path, api_dir: Path = API_DIR
+    label: str, app: str, env: dict[str, str], log_path: Path, api_dir: Path = API_DIR
 ) -> Server:
-    """A bench app on one uvicorn worker with uvloop and httptools, importing ``app`` (the
-    request and response models) from ``api_dir``."""
+    """A bench app (``module:attribute`` in bench/apps) on one uvicorn worker with uvloop and
+    httptools, importing ``app`` (the request and response models) from ``api_dir``."""
     command = [
         sys.executable,
         "-m",
         "uvicorn",
-        f"{module}:app",
+        app,
         "--app-dir",
         str(APPS_DIR),
         "--host",

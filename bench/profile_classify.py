@@ -335,6 +335,7 @@ async def measure(args: argparse.Namespace, root: Path) -> None:
     sys.path[:0] = [str(args.api_dir), str(APPS_DIR)]
     from asgi_floor_app import app as asgi_floor
     from floor_app import app as fastapi_floor
+    from floor_app import sync_app as sync_floor
 
     from app.main import create_app  # the API under test, from --api-dir
 
@@ -352,6 +353,9 @@ async def measure(args: argparse.Namespace, root: Path) -> None:
         costs = {
             "ASGI floor": await microseconds_per_request(asgi_floor, path, single, requests),
             "FastAPI floor": await microseconds_per_request(fastapi_floor, path, single, requests),
+            "FastAPI floor as a def route": await microseconds_per_request(
+                sync_floor, path, single, requests
+            ),
             api_name: await microseconds_per_request(api, api_path, body, requests),
         }
         with inline_threadpool():

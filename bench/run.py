@@ -177,6 +177,7 @@ def plan() -> list[Measurement]:
     items = [
         Measurement("asgi-floor", "asgi", svm, "single", classify),
         Measurement("floor", "floor", svm, "single", classify),
+        Measurement("sync-floor", "syncfloor", svm, "single", classify),
     ]
     items += [
         Measurement(
@@ -246,9 +247,12 @@ class Bench:
         env, log = self.workspace.env(key), self.log(key)
         workers, api_dir = self.args.workers, self.args.api_dir
         if key == "asgi":
-            return plain_uvicorn_server("ASGI floor", "asgi_floor_app", env, log, api_dir)
+            return plain_uvicorn_server("ASGI floor", "asgi_floor_app:app", env, log, api_dir)
         if key == "floor":
-            return plain_uvicorn_server("FastAPI floor", "floor_app", env, log, api_dir)
+            return plain_uvicorn_server("FastAPI floor", "floor_app:app", env, log, api_dir)
+        if key == "syncfloor":
+            label = "FastAPI floor as a def route (not the floor)"
+            return plain_uvicorn_server(label, "floor_app:sync_app", env, log, api_dir)
         if key == "api1":
             return api_server("API (1 worker)", 1, env, log, api_dir)
         if key == "prev1":
@@ -332,6 +336,9 @@ def targets(rows: dict[str, Row], previous: str) -> list[Target]:
     if {"floor", "asgi-floor"} <= rows.keys():
         share = rate("floor") / rate("asgi-floor")
         found.append(Target("FastAPI floor / ASGI floor", f"{share:.0%}", None))
+    if {"floor", "sync-floor"} <= rows.keys():
+        share = rate("sync-floor") / rate("floor")
+        found.append(Target("FastAPI floor as a def route / FastAPI floor", f"{share:.0%}", None))
     if "floor" in rows:
         for name in TARGETED_MODELS:
             if f"api1-{name}" in rows:

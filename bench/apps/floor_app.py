@@ -6,6 +6,10 @@ returned value checked and encoded through the ``Prediction`` response model by 
 default JSON handling. It returns a prediction built once at import, so its req/s is what
 plain FastAPI costs for this request model on this machine, with no model, log, metrics or
 middleware. Served by the same uvicorn + uvloop + httptools stack as the API.
+
+``sync_app`` is the same route as a plain ``def`` (the API's routes are ``def``): FastAPI runs
+it, and the validation of what it returns, in a worker thread. It is not the floor; bench/run.py
+shows it on an `info` row, to tell what those two hops cost over HTTP.
 """
 
 from fastapi import FastAPI
@@ -22,4 +26,12 @@ app = FastAPI()
 
 @app.post("/classify/{model}")
 async def classify(model: str, features: PenguinFeatures) -> Prediction:
+    return PREBUILT
+
+
+sync_app = FastAPI()
+
+
+@sync_app.post("/classify/{model}")
+def classify_in_thread(model: str, features: PenguinFeatures) -> Prediction:
     return PREBUILT
