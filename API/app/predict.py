@@ -20,6 +20,7 @@ from app.prediction_log import PredictionLog, utc_timestamp
 from penguin_contract import FIELDS, SPECIES
 
 _SPECIES_NAMES = tuple(SPECIES.values())
+_PROBABILITIES_TEMPLATE = b"{" + b",".join(b'"%s":%%s' % n.encode() for n in _SPECIES_NAMES) + b"}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +38,7 @@ class Predictions:
             probabilities = [None] * len(self.species_ids)
         else:
             probabilities = [
-                dict(zip(_SPECIES_NAMES, row, strict=False)) for row in self.probabilities.tolist()
+                dict(zip(_SPECIES_NAMES, row, strict=True)) for row in self.probabilities.tolist()
             ]
         return [
             {
@@ -48,7 +49,7 @@ class Predictions:
                 "runtime": self.runtime,
             }
             for code, row_probabilities in zip(
-                self.species_ids.tolist(), probabilities, strict=False
+                self.species_ids.tolist(), probabilities, strict=True
             )
         ]
 
@@ -127,12 +128,4 @@ def _probability_texts(probabilities: np.ndarray | None, count: int) -> list[byt
     if probabilities is None:
         return [b"null"] * count
     columns = [_texts(probabilities[:, k]) for k in range(probabilities.shape[1])]
-    return [
-        b"{"
-        + b",".join(
-            b'"%s":%s' % (name.encode(), text)
-            for name, text in zip(_SPECIES_NAMES, texts, strict=False)
-        )
-        + b"}"
-        for texts in zip(*columns, strict=False)
-    ]
+    return [_PROBABILITIES_TEMPLATE % texts for texts in zip(*columns, strict=True)]
