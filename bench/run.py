@@ -452,9 +452,15 @@ def last_change(directory: Path) -> str:
     return subprocess.run(command, capture_output=True, text=True).stdout.strip()
 
 
+def api_at(revision: str) -> str:
+    """Which commit ``revision`` is, and the last commit up to it that changed API/."""
+    changed = git("log", "-1", "--format=%h %s", revision, "--", "API")[:120]
+    return f"{git('rev-parse', '--short', revision)}: API/ last changed in {changed}"
+
+
 def current_api(args: argparse.Namespace) -> str:
     if args.current:
-        return f"API/ of {args.current} = {git('log', '-1', '--format=%h %s', args.current)[:120]}"
+        return f"API/ of {args.current}, {api_at(args.current)}"
     status = ["git", "-C", str(args.api_dir), "status", "--porcelain", "--", "."]
     dirty = subprocess.run(status, capture_output=True, text=True).stdout.strip()
     return f"{args.api_dir}, last changed in {last_change(args.api_dir)[:120]}" + (
@@ -476,8 +482,7 @@ def environment(args: argparse.Namespace) -> list[str]:
         f"- Python {platform.python_version()}; "
         + ", ".join(f"{name} {version(name)}" for name in PACKAGES),
         f"- Current API: {current_api(args)}",
-        f"- Previous API: API/ of {args.previous} = "
-        f"{git('log', '-1', '--format=%h %s', args.previous)[:120]}",
+        f"- Previous API: API/ of {args.previous}, {api_at(args.previous)}",
         f"- Load generator: {wrk.strip()}, -t2 -c{args.connections}, {args.duration} s per "
         f"round, median of {args.rounds} interleaved rounds after a 1 s warm-up",
         f"- Load average at start: {load_average()}",
