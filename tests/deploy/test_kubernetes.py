@@ -5,7 +5,8 @@ checks each object against the schemas of one Kubernetes release; the KServe obj
 walked along the kserve SDK's generated model classes, their Kubernetes-typed parts (containers,
 volumes, securityContext, metadata) checked by kubernetes-validate inside a synthetic Pod;
 and the manifests are compared with what Docker/ builds and runs: images, commands, user,
-probes, environment variables and mounts.
+probes, environment variables and mounts. The Ingress and the ingress-nginx ConfigMap patch
+carry the limits of the Compose classroom profile's nginx (Docker/nginx/classroom.conf).
 """
 
 import copy
@@ -24,7 +25,7 @@ import kubernetes_validate
 import pytest
 import yaml
 from fastapi.testclient import TestClient
-from support import REPO_ROOT
+from support import REPO_ROOT, nginx_conf
 
 from app.core.config import Settings
 from app.main import create_app
@@ -34,6 +35,9 @@ DEPLOY_DIR = REPO_ROOT / "deploy" / "kubernetes"
 DOCKER_DIR = REPO_ROOT / "Docker"
 COMPOSE_FILE = DOCKER_DIR / "docker-compose.yml"
 KUBERNETES_DOCS = REPO_ROOT / "docs" / "kubernetes.md"
+ENV_EXAMPLE = DOCKER_DIR / ".env.example"
+# A merge patch for the ingress-nginx controller's ConfigMap, outside any kustomization.
+CONTROLLER_CONFIG = DEPLOY_DIR / "ingress-nginx" / "controller-config.yaml"
 # The newest release kubernetes-validate 1.37 ships schemas for.
 KUBERNETES_VERSION = "1.37"
 KUSTOMIZATIONS = ("base", "overlays/local", "kserve")
@@ -839,3 +843,134 @@ def test_docs_create_the_secret_the_manifests_reference():
     docs = KUBERNETES_DOCS.read_text()
     command = f"create secret generic {reference['name']} --from-literal={reference['key']}="
     assert command in docs.replace("\\\n", "").replace("  ", " ")
+
+
+# ---------------------------------------------------------------- the edge: Ingress, ingress-nginx
+
+INGRESS_ANNOTATION = "nginx.ingress.kubernetes.io/"
+# The API's old connection settings: nginx has them now (issue 18), nothing may still set them.
+OLD_CONNECTION_SETTINGS = (
+    "HEADER_TIMEOUT_S",
+    "BODY_TIMEOUT_S",
+    "SEND_TIMEOUT_S",
+    "KEEP_ALIVE_S",
+    "MAX_CONNECTIONS",
+    "MAX_HEADER_BYTES",
+)
+
+
+def annotations(ingress: dict) -> dict[str, str]:
+    return {
+        key.removeprefix(INGRESS_ANNOTATION): value
+        for key, value in ingress["metadata"].get("annotations", {}).items()
+        if key.startswith(INGRESS_ANNOTATION)
+    }
+
+
+@pytest.mark.parametrize("kustomization", PLAIN_KUSTOMIZATIONS)
+def test_the_ingress_sends_everything_to_the_api_service(kustomization):
+    ingress = find(kustomization, "Ingress", API_DEPLOYMENT)
+    assert ingress["spec"]["ingressClassName"] == "nginx"
+    ((rule,),) = [ingress["spec"]["rules"]]
+    assert "host" not in rule
+    (path,) = rule["http"]["paths"]
+    assert (path["path"], path["pathType"]) == ("/", "Prefix")
+    backend = path["backend"]["service"]
+    service = find(kustomization, "Service", backend["name"])
+    assert [port["name"] for port in service["spec"]["ports"]] == [backend["port"]["name"]]
+    api = find(kustomization, "Deployment", API_DEPLOYMENT)
+    assert service["spec"]["selector"].items() <= pod_labels(api).items()
+
+
+def test_the_ingress_has_the_classroom_nginx_limits():
+    """Per-Ingress annotations of ingress-nginx, one for each nginx directive they set."""
+    limits = nginx_conf.limits()
+    conf = nginx_conf.directives()
+    given = annotations(find("base", "Ingress", API_DEPLOYMENT))
+    rps, multiplier = int(given["limit-rps"]), int(given["limit-burst-multiplier"])
+    number, size = conf["proxy_buffers"][0].split()
+
+    assert int(given["limit-connections"]) == limits.connections
+    assert rps == limits.requests_per_s
+    assert rps * multiplier == limits.burst  # ingress-nginx: burst = limit-rps x multiplier
+    assert nginx_conf.size_bytes(given["proxy-body-size"]) == limits.max_body_bytes
+    assert given["proxy-request-buffering"] == given["proxy-buffering"] == "on"
+    assert (given["proxy-buffers-number"], given["proxy-buffer-size"]) == (number, size)
+    assert conf["proxy_buffer_size"] == [size]  # the annotation sets both sizes
+    assert given["proxy-max-temp-file-size"] == nginx_conf.only("proxy_max_temp_file_size")
+    for name in ("proxy-connect-timeout", "proxy-send-timeout", "proxy-read-timeout"):
+        directive = name.replace("-", "_")
+        assert int(given[name]) == nginx_conf.seconds(nginx_conf.only(directive)), name
+    assert "nodelay" in nginx_conf.only("limit_req").split()  # as ingress-nginx renders it
+
+
+def controller_configmap(tmp_path: Path) -> dict:
+    """A controller ConfigMap with the patch applied as the docs say, by kubectl offline."""
+    configmap = tmp_path / "ingress-nginx-controller.yaml"
+    configmap.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {"name": "ingress-nginx-controller", "namespace": "ingress-nginx"},
+                "data": {"allow-snippet-annotations": "false"},
+            }
+        )
+    )
+    patch = ["--type", "merge", "--patch-file", str(CONTROLLER_CONFIG)]
+    result = subprocess.run(
+        [kubectl(), "patch", "--local", "-f", str(configmap), *patch, "-o", "yaml"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return yaml.safe_load(result.stdout)
+
+
+def test_the_controller_configmap_patch_has_the_classroom_nginx_settings(tmp_path):
+    """What ingress-nginx takes only controller-wide: the patch the docs apply."""
+    limits = nginx_conf.limits()
+    patched = controller_configmap(tmp_path)
+    data = patched["data"]
+
+    assert not kubernetes_errors(patched)
+    assert data["allow-snippet-annotations"] == "false"  # the patch merges, keeps the rest
+    assert float(data["client-header-timeout"]) == limits.header_timeout_s
+    assert float(data["client-body-timeout"]) == limits.body_timeout_s
+    assert float(data["keep-alive"]) == limits.keepalive_s
+    number, size = data["large-client-header-buffers"].split()
+    assert (int(number), nginx_conf.size_bytes(size)) == limits.header_buffers
+    assert (int(data["limit-req-status-code"]), int(data["limit-conn-status-code"])) == (
+        limits.status
+    )
+    assert nginx_conf.directives(data["http-snippet"]) == {
+        "send_timeout": [nginx_conf.only("send_timeout")]
+    }
+    documented = f"--patch-file {CONTROLLER_CONFIG.relative_to(REPO_ROOT)}"
+    assert documented in CONTROLLER_CONFIG.read_text()
+
+
+def test_nginx_takes_the_bodies_the_api_takes():
+    """client_max_body_size (nginx, the Ingress) is the API's MAX_BODY_BYTES."""
+    assert nginx_conf.limits().max_body_bytes == Settings().max_body_bytes
+
+
+def test_nothing_sets_the_apis_old_connection_settings():
+    places = {
+        "Docker/docker-compose.yml": COMPOSE_FILE.read_text(),
+        "Docker/.env.example": ENV_EXAMPLE.read_text(),
+        **{
+            f"Docker/{name}": (DOCKER_DIR / name).read_text() for name in IMAGE_DOCKERFILES.values()
+        },
+    }
+    for kustomization in KUSTOMIZATIONS:
+        places[f"deploy/kubernetes/{kustomization}"] = yaml.safe_dump_all(render(kustomization))
+    found = [
+        f"{where}: {name}"
+        for where, text in places.items()
+        for name in OLD_CONNECTION_SETTINGS
+        if re.search(rf"\b{name}\b", text)
+    ]
+    assert found == []
