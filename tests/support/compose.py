@@ -5,6 +5,7 @@ random Jupyter token, waits until both containers are healthy, and always ends w
 `down -v`, even when a step failed. Its images are untagged afterwards; their layers stay
 as the build cache of the next run. `documented_project()` runs the docs' commands
 literally, from Docker/, with a given Compose (v1 or v2) on a throw-away project.
+A ComposeStack can carry extra compose files (``files``), as `-f` after the committed one.
 """
 
 import json
@@ -79,6 +80,14 @@ class DocumentedProject:
     api_url: str
     jupyter_port: int
 
+    def url(self, port_setting: str) -> str:
+        """The 127.0.0.1 URL of the port a setting publishes, e.g. ``url("NGINX_PORT")``."""
+        return f"http://127.0.0.1:{self.env[port_setting]}"
+
+    def services(self) -> set[str]:
+        """The services of the project's containers, running or not."""
+        return project_services(self.project)
+
     def run(self, *args: str, timeout: float = COMMAND_TIMEOUT_S) -> str:
         result = subprocess.run(
             [*self.command, *args],
@@ -101,11 +110,12 @@ class DocumentedProject:
 
 
 @contextmanager
-def documented_project(command: list[str]) -> Iterator[DocumentedProject]:
+def documented_project(command: list[str], **extra: str) -> Iterator[DocumentedProject]:
     """A throw-away project on free ports for `command`; always `down -v` and untag images.
 
     Every setting the compose file reads is given in the environment, which both Compose
-    versions prefer over a developer's Docker/.env.
+    versions prefer over a developer's Docker/.env; ``extra`` adds settings (for instance
+    the ones a documented command sets before `docker compose`).
     """
     api_port, jupyter_port = free_port(), free_port()
     project = f"penguindocs{uuid.uuid4().hex[:10]}"
@@ -118,6 +128,7 @@ def documented_project(command: list[str]) -> Iterator[DocumentedProject]:
         "JUPYTER_BIND": "127.0.0.1",
         "API_WORKERS": "2",
         "BOOTSTRAP_MODELS": "1",
+        **extra,
     }
     documented = DocumentedProject(
         command=command,
@@ -151,12 +162,15 @@ class ComposeStack:
     jupyter_url: str
     jupyter_token: str
     timings: dict[str, float] = field(default_factory=dict)
+    files: tuple[Path, ...] = ()
 
     def compose(
         self, *args: str, check: bool = True, timeout: float = COMMAND_TIMEOUT_S
     ) -> subprocess.CompletedProcess[str]:
         command = [*self.command, "--env-file", str(self.env_file), "-p", self.project]
-        command += ["-f", str(COMPOSE_FILE), *args]
+        for compose_file in (COMPOSE_FILE, *self.files):
+            command += ["-f", str(compose_file)]
+        command += args
         result = subprocess.run(
             command, env=self.env, capture_output=True, text=True, timeout=timeout
         )
@@ -203,6 +217,16 @@ class ComposeStack:
 
     def jupyter(self, **kwargs) -> httpx.Client:
         return httpx.Client(base_url=self.jupyter_url, timeout=30, **kwargs)
+
+
+def project_services(project: str) -> set[str]:
+    """The Compose services of a project's containers, running or not (both Compose versions
+    label their containers alike)."""
+    listed = docker(
+        "ps", "--all", "--filter", f"label=com.docker.compose.project={project}",
+        "--format", '{{.Label "com.docker.compose.service"}}',
+    ).stdout  # fmt: skip
+    return set(listed.split())
 
 
 def _health(container: str) -> str:
