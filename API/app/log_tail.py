@@ -1,11 +1,8 @@
 """The last lines of predictions.log, read without disturbing the writers.
 
-Only the final ``max_bytes`` of the file are read (``os.pread``, never the whole file) and the
-log's flock is never taken: the writers append whole lines with one ``write`` each, so a reader
-can at worst see a last line that is still being written (or was torn by a killed writer). That
-line, and the partial first line of the window, are skipped. The file is opened with
-O_NOFOLLOW | O_NONBLOCK and must be a regular file: a symlink or a FIFO put in its place is
-refused instead of followed or waited on.
+The log's lock is never taken: writers append whole lines with one write each, so a reader
+sees at worst a last line still being written, and skips it. Opening with O_NOFOLLOW and
+O_NONBLOCK refuses a symlink and never waits on a FIFO put in the log's place.
 """
 
 import json
@@ -20,19 +17,14 @@ _OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
 @dataclass(frozen=True, slots=True)
 class Tail:
-    """Parsed records, newest first, and how many complete lines in the window were not JSON
-    objects."""
-
-    records: list[dict[str, Any]] = field(default_factory=list)
-    skipped: int = 0
+    records: list[dict[str, Any]] = field(default_factory=list)  # newest first
+    skipped: int = 0  # complete lines that are not JSON objects
     bytes_read: int = 0
 
 
 def read_tail(path: Path, limit: int, max_bytes: int) -> Tail:
-    """At most ``limit`` records from the last ``max_bytes`` bytes of ``path``, newest first.
-
-    A missing file is an empty tail; a path that is not a regular file raises OSError.
-    """
+    """At most ``limit`` records from the complete lines among the last ``max_bytes`` bytes.
+    A missing log is an empty tail; OSError if it is not a regular file."""
     try:
         fd = os.open(path, _OPEN_FLAGS)
     except FileNotFoundError:
@@ -41,44 +33,18 @@ def read_tail(path: Path, limit: int, max_bytes: int) -> Tail:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             raise OSError(f"{path.name} is not a regular file")
-        window = _last_bytes(fd, info.st_size, max_bytes)
+        # One byte before the window too: if it is a newline, the window starts on a line.
+        start = max(0, info.st_size - max_bytes - 1)
+        window = os.pread(fd, info.st_size - start, start)  # short only if cut meanwhile
     finally:
         os.close(fd)
-    return _parse(window, limit)
+    if start > 0:
+        window = window.partition(b"\n")[2]  # the first line may be cut
+    window = window[: window.rfind(b"\n") + 1]  # a line without its newline is unfinished
 
-
-def _last_bytes(fd: int, size: int, max_bytes: int) -> bytes:
-    """The complete lines among the last ``max_bytes`` bytes of the file.
-
-    One byte before the window is read too: if it is a newline, the window starts on a line
-    boundary; otherwise the window's first (partial) line is dropped.
-    """
-    offset = max(0, size - max_bytes - 1)
-    data = _pread_all(fd, size - offset, offset)
-    if offset > 0:
-        first_newline = data.find(b"\n")
-        data = data[first_newline + 1 :] if first_newline >= 0 else b""
-    last_newline = data.rfind(b"\n")
-    return data[: last_newline + 1]  # a line without its newline is still being written
-
-
-def _pread_all(fd: int, length: int, offset: int) -> bytes:
-    chunks = []
-    while length > 0:
-        chunk = os.pread(fd, length, offset)
-        if not chunk:  # the file was cut meanwhile (a writer removed a torn tail)
-            break
-        chunks.append(chunk)
-        length -= len(chunk)
-        offset += len(chunk)
-    return b"".join(chunks)
-
-
-def _parse(window: bytes, limit: int) -> Tail:
-    records: list[dict[str, Any]] = []
-    skipped = 0
+    records, skipped = [], 0
     for line in reversed(window.splitlines()):
-        if len(records) >= limit:
+        if len(records) == limit:
             break
         try:
             record = json.loads(line)

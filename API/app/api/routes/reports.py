@@ -1,6 +1,6 @@
 """Read-only views for the web page: confusion matrices, recent predictions, prediction counts."""
 
-import pathlib
+from collections import Counter
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
@@ -20,19 +20,16 @@ router = APIRouter(tags=["reports"])
 MAX_PNG_BYTES = 4 * 1024 * 1024
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MAX_RECENT = 100
-DEFAULT_RECENT = 20
 TAIL_BYTES = 256 * 1024
 
 
 class ConfusionMatrixNotFoundError(APIError):
-    status_code = 404
-    code = "confusion_matrix_not_found"
-
     def __init__(self, name: str) -> None:
-        super().__init__(
+        message = (
             f"No confusion matrix for model {name!r}: the trainer saves one in the report "
             "directory when it trains the model. GET /models lists the models."
         )
+        super().__init__(message, 404, "confusion_matrix_not_found")
 
 
 class PredictionResult(BaseModel):
@@ -78,15 +75,13 @@ class PredictionStats(BaseModel):
     counts: list[SpeciesCount] = Field(description="One entry per (model, species) seen")
 
 
-_NOT_FOUND = {
-    404: {"model": ErrorResponse, "description": "No confusion matrix for this model (or name)"}
-}
+_NO_MATRIX = {"model": ErrorResponse, "description": "No confusion matrix for this model (or name)"}
 
 
 @router.get(
     "/models/{name}/confusion-matrix",
     response_class=Response,
-    responses={200: {"content": {"image/png": {}}, "description": "PNG"}, **_NOT_FOUND},
+    responses={200: {"content": {"image/png": {}}, "description": "PNG"}, 404: _NO_MATRIX},
     summary="A model's test-set confusion matrix",
 )
 def confusion_matrix(
@@ -94,22 +89,14 @@ def confusion_matrix(
 ) -> Response:
     """The PNG the trainer saved for this model in the report directory (404 when absent)."""
     try:
-        filename = confusion_matrix_filename(name)
-    except ValueError:
+        path = settings.report_path.parent / confusion_matrix_filename(name)
+        # A regular file only: no symlink (ELOOP), FIFO or file over the size cap.
+        png = read_regular_file(path, MAX_PNG_BYTES, follow_symlinks=False)
+    except (ValueError, OSError):  # an invalid name, or no such file
         raise ConfusionMatrixNotFoundError(name) from None
-    png = _read_png(settings.report_path.parent / filename)
-    if png is None:
+    if not png.startswith(PNG_SIGNATURE):
         raise ConfusionMatrixNotFoundError(name)
     return Response(png, media_type="image/png", headers={"Cache-Control": "no-cache"})
-
-
-def _read_png(path: pathlib.Path) -> bytes | None:
-    """The file's bytes if it is a regular file (not a symlink), small, and a PNG; else None."""
-    try:
-        data = read_regular_file(path, MAX_PNG_BYTES, follow_symlinks=False)
-    except OSError:  # absent, a symlink (ELOOP), a FIFO, unreadable, too large
-        return None
-    return data if data.startswith(PNG_SIGNATURE) else None
 
 
 @router.get(
@@ -120,12 +107,12 @@ def _read_png(path: pathlib.Path) -> bytes | None:
 )
 def recent_predictions(
     settings: SettingsDep,
-    limit: Annotated[int, Query(ge=1, le=MAX_RECENT)] = DEFAULT_RECENT,
+    limit: Annotated[int, Query(ge=1, le=MAX_RECENT)] = 20,
 ) -> dict[str, Any]:
     """The last `limit` lines of predictions.log, newest first, from its last 256 KiB only."""
     try:
         tail = read_tail(settings.predictions_log_path, limit, TAIL_BYTES)
-    except OSError:
+    except OSError:  # a symlink or a FIFO in the log's place, or unreadable
         return {"predictions": [], "skipped": 0, "bytes_read": 0}
     predictions, skipped = [], tail.skipped
     for record in tail.records:
@@ -144,13 +131,12 @@ def recent_predictions(
 def prediction_stats(predictor: PredictorDep) -> dict[str, Any]:
     """From the `penguin_predictions` counter of /metrics, summed over every worker."""
     counts = prediction_counts(predictor.counter)
-    by_model: dict[str, int] = {}
-    by_species: dict[str, int] = {}
+    by_model, by_species = Counter[str](), Counter[str]()
     for (model, species), count in counts.items():
-        by_model[model] = by_model.get(model, 0) + count
-        by_species[species] = by_species.get(species, 0) + count
+        by_model[model] += count
+        by_species[species] += count
     return {
-        "total": sum(by_model.values()),
+        "total": sum(counts.values()),
         "by_model": by_model,
         "by_species": by_species,
         "counts": [
