@@ -15,16 +15,8 @@ BEST_ALIAS = "best"
 NO_BEST = "cannot be resolved: no usable model has a test_f1 in the metrics report"
 assert BEST_ALIAS in RESERVED_MODEL_NAMES
 # Report metadata shown by GET /models/{name} (trained_at is in every summary).
-DETAIL_METADATA = (
-    "sklearn_version",
-    "estimator",
-    "params",
-    "classes",
-    "feature_names",
-    "onnx",
-    "onnx_reason",
-    "per_class",
-)
+DETAIL_METADATA = ("sklearn_version", "estimator", "params", "classes", "feature_names")
+DETAIL_METADATA += ("onnx", "onnx_reason", "per_class")
 
 
 class Catalog:

@@ -7,7 +7,6 @@ Starlette's HTTP errors to one body per protocol: ``{"detail", "code"}`` (valida
 the Open Inference Protocol says.
 """
 
-import math
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -166,7 +165,8 @@ async def _unexpected_error(request: Request, error: Exception) -> JSONResponse:
 
 def validation_issue(raw: dict[str, Any]) -> dict[str, Any]:
     """A pydantic error (or one in its shape) as {loc, field, msg, type, allowed}."""
-    loc = [part if isinstance(part, int) else _shortened(str(part)) for part in raw["loc"]]
+    # A body's key can be as long as the body: an answer quotes 64 characters of it at most.
+    loc = [part if isinstance(part, int) else str(part)[:64] for part in raw["loc"]]
     loc = [part for index, part in enumerate(loc) if index == 0 or part != loc[index - 1]]
     kind = str(raw.get("type", "value_error"))
     field = next((part for part in reversed(loc) if part in _FIELDS), None)
@@ -186,23 +186,11 @@ def validation_issue(raw: dict[str, Any]) -> dict[str, Any]:
     return issue
 
 
-def _shortened(text: str, limit: int = 64) -> str:
-    """A body's key can be as long as the body: an answer quotes at most ``limit`` chars."""
-    return text if len(text) <= limit else f"{text[:limit]}..."
-
-
 def _got(raw: dict[str, Any]) -> str:
+    """', got <the input>' (40 characters of it at most); '' when the message says it."""
     if raw.get("type") in ("missing", "value_error") or "input" not in raw:
         return ""
     value = raw["input"]
-    if isinstance(value, str):
-        return f", got {value[:40]!r}"
-    if (
-        value is None
-        or isinstance(value, bool | int)
-        or (isinstance(value, float) and math.isfinite(value))
-    ):
-        return f", got {value!r}"
-    if isinstance(value, float):
-        return f", got {value}"
-    return f", got a {type(value).__name__}"
+    if value is not None and not isinstance(value, str | bool | int | float):
+        return f", got a {type(value).__name__}"
+    return f", got {repr(value)[:40]}"

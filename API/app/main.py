@@ -5,12 +5,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 
 from app.api.body_limit import BodySizeLimit
 from app.api.routes import ROUTERS
+from app.api.routes.ui import STATIC_DIR
 from app.catalog import Catalog
 from app.core.config import Settings
-from app.docs import mount_docs
 from app.errors import install_error_handlers
 from app.metrics import instrument
 from app.models.registry import ModelRegistry
@@ -64,5 +65,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.predictor = Predictor(prediction_log, instrument(app), settings.max_batch_size)
     install_error_handlers(app)
-    mount_docs(app)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

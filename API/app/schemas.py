@@ -19,11 +19,9 @@ from app.models.runtimes import RuntimeName
 from penguin_contract import FEATURES, FIELDS, METRIC_COLUMNS, SPECIES, code_for
 
 CONTRACT = {spec.name: spec for spec in FIELDS}
-ADELIE_EXAMPLE: dict[str, Any] = dict(
-    zip(FEATURES, (1, 39.1, 18.7, 181, 3750, 1, 2007), strict=False)
-)
+ADELIE_EXAMPLE = dict(zip(FEATURES, (1, 39.1, 18.7, 181, 3750, 1, 2007), strict=True))
 GENTOO_READABLE_EXAMPLE = dict(
-    zip(FEATURES, ("Biscoe", 46.1, 13.2, 211, 4500, "female", 2007), strict=False)
+    zip(FEATURES, ("Biscoe", 46.1, 13.2, 211, 4500, "female", 2007), strict=True)
 )
 
 

@@ -12,11 +12,11 @@ from itertools import pairwise
 
 import httpx
 import pytest
+import ui_contract
 from support.api import ADELIE, read_log
 from support.live_server import live_server
 from support.models import DATA_PATH, ModelStore
 
-from app import ui_contract
 from app.api.routes import reports
 from app.api.routes.ui import UI_DIR
 from penguin_contract import FEATURES, FIELDS, ISLANDS, SEXES, SPECIES, confusion_matrix_filename

@@ -1,29 +1,24 @@
-"""GET /: the web page (static/ui/), under a Content-Security-Policy that allows only this origin.
+"""The pages people read, served without internet: the web page (/), Swagger UI (/docs) and
+ReDoc (/redoc), from the vendored assets in static/ (mounted at /static by app.main).
 
-The page is plain HTML with its script and style in separate files, so the policy needs no
-'unsafe-inline'. Its assets are served by the /static mount (see app.docs).
+The web page is plain HTML with its script and style in separate files, so its
+Content-Security-Policy allows only this origin and needs no 'unsafe-inline'.
 """
 
 from functools import cache
 from pathlib import Path
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 
-router = APIRouter()
+router = APIRouter(include_in_schema=False)
 
-UI_DIR = Path(__file__).resolve().parents[2] / "static" / "ui"
-CONTENT_SECURITY_POLICY = "; ".join(
-    (
-        "default-src 'self'",
-        "script-src 'self'",
-        "style-src 'self'",
-        "img-src 'self' data:",
-        "connect-src 'self'",
-        "frame-ancestors 'none'",
-        "base-uri 'none'",
-        "form-action 'self'",
-    )
+STATIC_DIR = Path(__file__).resolve().parents[2] / "static"
+UI_DIR = STATIC_DIR / "ui"
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 )
 PAGE_HEADERS = {
     "Content-Security-Policy": CONTENT_SECURITY_POLICY,
@@ -38,7 +33,29 @@ def _page() -> bytes:
     return (UI_DIR / "index.html").read_bytes()
 
 
-@router.get("/", include_in_schema=False)
+@router.get("/")
 async def web_page() -> HTMLResponse:
     """Classify a penguin with every model, compare the models, watch the predictions."""
     return HTMLResponse(_page(), headers=PAGE_HEADERS)
+
+
+@router.get("/docs")
+async def swagger_ui(request: Request) -> HTMLResponse:
+    return get_swagger_ui_html(
+        openapi_url=request.app.openapi_url,
+        title=f"{request.app.title} - Swagger UI",
+        swagger_js_url="/static/swagger-ui/swagger-ui-bundle.js",
+        swagger_css_url="/static/swagger-ui/swagger-ui.css",
+        swagger_favicon_url="/static/swagger-ui/favicon-32x32.png",
+    )
+
+
+@router.get("/redoc")
+async def redoc(request: Request) -> HTMLResponse:
+    return get_redoc_html(
+        openapi_url=request.app.openapi_url,
+        title=f"{request.app.title} - ReDoc",
+        redoc_js_url="/static/redoc/redoc.standalone.js",
+        redoc_favicon_url="/static/swagger-ui/favicon-32x32.png",
+        with_google_fonts=False,
+    )
