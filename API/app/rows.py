@@ -8,7 +8,6 @@ same rules from the same contract, with pydantic's messages, which these mirror.
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -96,23 +95,13 @@ def _issue(row: int, spec: ContractField, value: float) -> RowIssue:
 
 def rows_from_instances(instances: Sequence[Any]) -> np.ndarray:
     """[{field: value, ...}, ...] -> checked rows; InvalidRowsError naming the issues."""
-    try:
-        table = [[instance[name] for name in FEATURES] for instance in instances]
-        if set(map(type, chain.from_iterable(table))) <= _NUMBERS:
-            return _checked(np.array(table, dtype=np.float64), _instance_location)
-    except (KeyError, TypeError, OverflowError):
-        pass  # something is missing or not a number: go value by value, to say what
-    issues, table = RowIssues(), []
     for index, instance in enumerate(instances):
         if not isinstance(instance, dict):
             message = f"Input should be an object with the fields {', '.join(FEATURES)}"
             error = {"loc": ("body", "instances", index), "type": "dict_type", "msg": message}
             raise InvalidRowsError([error], 1)
-        table.append(
-            [_number(spec, instance.get(spec.name, _MISSING), index, issues) for spec in FIELDS]
-        )
-    issues.raise_if_any(_instance_location)
-    return _checked(np.array(table, dtype=np.float64), _instance_location)
+    columns = [[instance.get(name, _MISSING) for instance in instances] for name in FEATURES]
+    return _checked_rows(columns, lambda row, field: ("body", "instances", row, field))
 
 
 def rows_from_columns(columns: dict[str, list[Any]]) -> np.ndarray:
@@ -125,13 +114,21 @@ def rows_from_columns(columns: dict[str, list[Any]]) -> np.ndarray:
     lengths = {name: len(columns[name]) for name in FEATURES}
     if len(set(lengths.values())) > 1:
         message = f"every column must have the same length; got {lengths}"
-        raise InvalidRowsError(
-            [{"loc": ("body", "columns"), "type": "value_error", "msg": message}], 1
-        )
+        error = {"loc": ("body", "columns"), "type": "value_error", "msg": message}
+        raise InvalidRowsError([error], 1)
+    values = [columns[name] for name in FEATURES]
+    return _checked_rows(values, lambda row, field: ("body", "columns", field, row))
+
+
+def _checked_rows(columns: list[list[Any]], locate: Locate) -> np.ndarray:
+    """The values, one list per field, as checked rows (types first, then the rules)."""
     issues = RowIssues()
-    table = [_column(spec, columns[spec.name], issues) for spec in FIELDS]
-    issues.raise_if_any(_column_location)
-    return _checked(np.column_stack(table), _column_location)
+    rows = np.column_stack(
+        [_column(spec, values, issues) for spec, values in zip(FIELDS, columns, strict=True)]
+    )
+    issues.raise_if_any(locate)
+    check_rows(rows).raise_if_any(locate)
+    return rows
 
 
 def _column(spec: ContractField, values: list[Any], issues: RowIssues) -> np.ndarray:
@@ -139,37 +136,24 @@ def _column(spec: ContractField, values: list[Any], issues: RowIssues) -> np.nda
         try:
             return np.array(values, dtype=np.float64)
         except OverflowError:
-            pass
+            pass  # an integer too large for a float: said value by value below
     return np.array([_number(spec, value, row, issues) for row, value in enumerate(values)])
 
 
 def _number(spec: ContractField, value: Any, row: int, issues: RowIssues) -> float:
     """``value`` as a float (a categorical field's name as its code); else its issue."""
-    try:
-        if type(value) in _NUMBERS:
+    kind, message = "missing", "Field required"
+    if type(value) in _NUMBERS:
+        try:
             return float(value)
-        if isinstance(value, str) and spec.codes is not None:
+        except OverflowError:
+            kind, message = "finite_number", "Input should be a finite number"
+    elif isinstance(value, str) and spec.codes is not None:
+        try:
             return float(code_for(spec.codes, value))
-    except OverflowError:
-        issues.add(RowIssue(row, spec.name, "finite_number", "Input should be a finite number"))
-    except ValueError as error:  # a name that is none of the codes'
-        issues.add(RowIssue(row, spec.name, "value_error", str(error), value))
-    else:
-        if value is _MISSING:
-            issues.add(RowIssue(row, spec.name, "missing", "Field required"))
-        else:
-            issues.add(RowIssue(row, spec.name, *_TYPE_ERRORS[spec.kind], value))
+        except ValueError as error:  # a name that is none of the codes'
+            kind, message = "value_error", str(error)
+    elif value is not _MISSING:
+        kind, message = _TYPE_ERRORS[spec.kind]
+    issues.add(RowIssue(row, spec.name, kind, message, value))
     return 0.0
-
-
-def _checked(rows: np.ndarray, locate: Locate) -> np.ndarray:
-    check_rows(rows).raise_if_any(locate)
-    return rows
-
-
-def _instance_location(row: int, field: str) -> tuple:
-    return ("body", "instances", row, field)
-
-
-def _column_location(row: int, field: str) -> tuple:
-    return ("body", "columns", field, row)

@@ -37,27 +37,19 @@ class Settings(BaseSettings):
         "only ONNX twins and read metrics only from model_metrics.json",
     )
     max_model_bytes: int = Field(
-        64 * MiB,
-        ge=1,
-        alias="MAX_MODEL_BYTES",
-        description="Model files (.pkl, .onnx) larger than this are listed as errors, unread",
+        64 * MiB, ge=1, alias="MAX_MODEL_BYTES", description="Larger model files are errors"
     )
     predictions_log_name: str = Field(
         "predictions.log",
         alias="PREDICTIONS_LOG_NAME",
         pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$",
-        description="File name of the prediction log in RESULTS_DIR (one per pod on Kubernetes)",
+        description="The prediction log's file name in RESULTS_DIR (one per pod on Kubernetes)",
     )
     log_fsync: bool = Field(
-        False,
-        alias="LOG_FSYNC",
-        description="fsync the prediction log after every write (survives power loss, slower)",
+        False, alias="LOG_FSYNC", description="fsync the log after every write (power loss)"
     )
     log_max_bytes: int = Field(
-        64 * MiB,
-        ge=4096,
-        alias="LOG_MAX_BYTES",
-        description="The prediction log is rotated (.1, .2, ...) before it grows past this",
+        64 * MiB, ge=4096, alias="LOG_MAX_BYTES", description="Rotate the log before this size"
     )
     log_backups: int = Field(
         5, ge=1, le=100, alias="LOG_BACKUPS", description="Rotated prediction logs kept"
@@ -76,8 +68,7 @@ class Settings(BaseSettings):
         512 * 1024,
         ge=1024,
         alias="MAX_BODY_BYTES",
-        description="Largest request body accepted; larger bodies get 413 (1000 rows as "
-        "pretty-printed objects with names take ~250 kB)",
+        description="Larger request bodies get 413 (1000 pretty-printed instances take ~250 kB)",
     )
     # Read by app/serve.py (the launcher), not by the app itself.
     host: str = Field("127.0.0.1", alias="API_HOST")
