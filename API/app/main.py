@@ -8,7 +8,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from app.api.body_limit import BodySizeLimit
-from app.api.routes import ROUTERS
+from app.api.routes import classify, health, models, reports, ui, v2
 from app.api.routes.ui import STATIC_DIR
 from app.catalog import Catalog
 from app.core.config import Settings
@@ -54,8 +54,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
         lifespan=lifespan,
     )
-    for router in ROUTERS:
-        app.include_router(router)
+    for routes in (classify, v2, models, reports, health, ui):
+        app.include_router(routes.router)
     # Added before the metrics middleware, so it runs inside it: refused bodies are counted.
     app.add_middleware(BodySizeLimit, max_body_bytes=settings.max_body_bytes)
     registry = ModelRegistry(settings.models_dir, settings.max_model_bytes, settings.allow_pickle)
