@@ -252,7 +252,7 @@ class TestWithoutPickles:
             else:
                 assert model["status"] == "error", model
                 assert "ALLOW_PICKLE=false" in model["reason"]
-                assert status == 500, answer
+                assert status == 503, answer
         assert UNCONVERTIBLE not in twins
 
     def test_a_planted_pickle_is_listed_as_an_error_and_runs_nothing(
@@ -271,7 +271,7 @@ class TestWithoutPickles:
         assert planted["status"] == "error"
         assert "ALLOW_PICKLE=false" in planted["reason"]
         assert "ALLOW_PICKLE=false" in detail.json()["reason"]
-        assert classified.status_code == 500
+        assert classified.status_code == 503
         assert (v2_ready.status_code, v2_ready.json()["ready"]) == (400, False)
         assert not witness_exists(pickle_free)
         assert ready.status_code == 200, ready.text
