@@ -1,13 +1,10 @@
-"""What the API can serve: resolve a name (any case, or 'best'), list and describe models.
-
-The registry owns the loaded models and the report owns the metrics; everything here is
-derived from them on each call. Reads files: call it off the event loop.
-"""
+"""What the API can serve: resolve a name (any case, or 'best'), list and describe models,
+derived on each call from the registry (models) and the report (metrics). Reads files."""
 
 from app.errors import ModelNotFoundError, ModelUnavailableError
 from app.models.loading import ServedModel
 from app.models.registry import ModelRegistry
-from app.report import EMPTY_METRICS, MetricsReport, ReportRow, ReportRows
+from app.report import EMPTY_METRICS, MetricsReport, ReportRows
 from app.schemas import ModelDetail, ModelSummary
 from penguin_contract import RESERVED_MODEL_NAMES, normalize_model_name
 
@@ -54,9 +51,10 @@ class Catalog:
         model = self.find(requested)
         models, rows = self.registry.all(), self.report.rows_by_file()
         row = rows.get((model.name, model.sha256))
+        metadata = {key: row.metadata.get(key) for key in DETAIL_METADATA} if row else {}
         return ModelDetail(
             **_summary(model, _best_of(models, rows), rows).model_dump(),
-            **_metadata(row),
+            **metadata,
             sha256=model.sha256,
             file_size=model.entry.pkl.size if model.entry.pkl else None,
             report_matches_file=row is not None,
@@ -69,7 +67,7 @@ def _best_of(models: list[ServedModel], rows: ReportRows) -> ServedModel | None:
     scored = []
     for model in models:
         row = rows.get((model.name, model.sha256))
-        if model.usable and row is not None and row.test_f1 is not None:
+        if model.runtime is not None and row is not None and row.test_f1 is not None:
             scored.append((-row.test_f1, model.name, model))
     return min(scored, key=lambda item: item[:2])[2] if scored else None
 
@@ -91,9 +89,3 @@ def _summary(model: ServedModel, best: ServedModel | None, rows: ReportRows) -> 
         trained_at=row.metadata.get("trained_at") if row is not None else None,
         best=best is not None and best.name == model.name,
     )
-
-
-def _metadata(row: ReportRow | None) -> dict:
-    if row is None:
-        return {}
-    return {key: row.metadata.get(key) for key in DETAIL_METADATA}

@@ -1,10 +1,6 @@
-"""The API's errors and the one place that turns any error into an HTTP answer.
-
-Every error the app raises is an ``APIError`` (a message safe for clients, a status and a
-stable code). ``install_error_handlers`` maps those, request validation errors and
-Starlette's HTTP errors to one body per protocol: ``{"detail", "code"}`` (validation:
-``{"detail": [issues], "omitted"}``) for the API, ``{"error": message}`` on /v2 paths, as
-the Open Inference Protocol says.
+"""The API's errors (``APIError``: a message safe for clients, a status, a stable code) and
+the one place that turns any error into an answer, one body per protocol: ``{"detail",
+"code"}`` (422: ``{"detail": [issues], "omitted"}``), or ``{"error"}`` on the v2 paths.
 """
 
 from typing import Any

@@ -1,9 +1,6 @@
-"""The last lines of predictions.log, read without disturbing the writers.
-
-The log's lock is never taken: writers append whole lines with one write each, so a reader
-sees at worst a last line still being written, and skips it. Opening with O_NOFOLLOW and
-O_NONBLOCK refuses a symlink and never waits on a FIFO put in the log's place.
-"""
+"""The last lines of predictions.log, read without disturbing its writers: only the final
+bytes (never the whole file), never its lock, and a partial first or last line is skipped.
+A symlink or FIFO in its place is refused, not followed or waited on."""
 
 import json
 import os

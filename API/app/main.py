@@ -20,12 +20,9 @@ from app.prediction_log import PredictionLog
 from app.report import MetricsReport
 
 VERSION = "2.0.0"
-DESCRIPTION = """
-Classifies Palmer penguins (1 Adelie, 2 Chinstrap, 3 Gentoo) with the models trained in
-Jupyter, served by ONNX Runtime from their ONNX twins (or by scikit-learn). Models are
-discovered in MODELS_DIR on every request; every prediction is appended to the prediction log
-in RESULTS_DIR before it is returned.
-"""
+DESCRIPTION = """Classifies Palmer penguins (1 Adelie, 2 Chinstrap, 3 Gentoo) with the models
+trained in Jupyter, found in MODELS_DIR on every request. Every prediction is appended to the
+prediction log in RESULTS_DIR before it is returned."""
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

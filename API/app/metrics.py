@@ -1,11 +1,6 @@
-"""Prometheus metrics at /metrics, as prometheus-fastapi-instrumentator documents them:
-requests by method, route template and status class, latency by route, and the predictions
-returned by model and species.
-
-With several uvicorn workers each process has its own counters unless
-PROMETHEUS_MULTIPROC_DIR names an (empty, writable) directory before the workers start:
-prometheus_client then keeps the values in files there and /metrics adds up every worker.
-"""
+"""Prometheus metrics at /metrics, as prometheus-fastapi-instrumentator documents them
+(requests and latency by route) and the predictions returned by model and species. With
+several workers, PROMETHEUS_MULTIPROC_DIR (an empty directory) makes /metrics add them up."""
 
 import os
 

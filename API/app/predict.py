@@ -1,8 +1,5 @@
 """One prediction path for a single row, a batch and v2 ``infer``: predict, log, count.
-
-Nothing is returned unless its log lines are written (PredictionLog.append): a request
-whose lines cannot be written gets the 503 instead of its prediction.
-"""
+Nothing is returned unless its log lines are written (else 503)."""
 
 import time
 from collections import Counter
@@ -92,14 +89,9 @@ class Predictor:
 def log_lines(
     head: dict[str, str], rows: np.ndarray, predictions: Predictions, latency_ms: float, batch: bool
 ) -> bytes:
-    """One JSON line per row: the ``head`` fields, input (FIELDS order), result, latency_ms,
-    and batch_index and batch_size for a batch.
-
-    Every line is one ``%`` of a template, each number's text coming from one
-    ``orjson.dumps`` per column: a dict per row took 3x longer for a 1000-row batch.
-    Only finite numbers reach here (orjson writes NaN as null): the inputs were checked
-    and non-finite probabilities refused.
-    """
+    """One JSON line per row: ``head``, input, result, latency_ms (+ batch_index, batch_size).
+    Each line is a ``%`` of one template, the numbers' texts from one ``orjson.dumps`` per
+    column (3x faster than a dict per row on 1000 rows). Only finite numbers reach here."""
     template = orjson.dumps(head)[:-1].replace(b"%", b"%%") + b',"input":{'
     template += b",".join(b'"%s":%%s' % spec.name.encode() for spec in FIELDS)
     template += b'},"result":{"species_id":%s,"species_name":"%s","probabilities":%s}'

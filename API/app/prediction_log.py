@@ -1,18 +1,15 @@
 """The prediction log: one JSON line per prediction, appended before the answer is sent.
 
-Guarantees, and how they are kept:
-- Whole lines, never interleaved: every append is ONE ``os.write`` on an ``O_APPEND``
-  descriptor under an exclusive ``flock`` that every writer takes (several workers may
-  append at once). If the write fails, the prediction is not returned (503).
-- Nothing torn after kill -9: Linux may stop a large write between pages, so the next
-  writer, holding the lock, cuts such a partial last line off (only a tail that starts as
-  our lines do and is no longer than one); anything else is kept, after a newline.
-- Nobody else can stall or redirect it: the file is opened with ``O_NOFOLLOW`` (a symlink
-  gets 503, and /ready says why), must be a regular file, and another process's lock is
-  waited for at most LOG_LOCK_TIMEOUT_S.
-- Bounded size: before an append would take the file past LOG_MAX_BYTES it is renamed to
-  ``.1`` (``.1`` to ``.2``...; LOG_BACKUPS kept) under the lock. A writer that then finds the
-  path names another file reopens it, so no line is lost, duplicated or misplaced.
+- Whole lines, never interleaved: each append is ONE ``os.write`` on an ``O_APPEND``
+  descriptor under an exclusive ``flock`` that every writer (worker) takes. If the write
+  fails, the prediction is not returned (503).
+- Nothing torn after kill -9: the next writer cuts a partial last line of ours off (one that
+  starts as ours do, no longer than one); anything else is kept, after a newline.
+- Nobody else can stall or redirect it: ``O_NOFOLLOW`` (a symlink gets 503, /ready says why),
+  a regular file only, another process's lock waited for LOG_LOCK_TIMEOUT_S at most.
+- Bounded size: past LOG_MAX_BYTES the file is renamed to ``.1`` (``.1`` to ``.2``...,
+  LOG_BACKUPS kept) under the lock; a writer that finds the path names another file reopens
+  it, so no line is lost, duplicated or misplaced.
 """
 
 import contextlib
@@ -65,12 +62,11 @@ class PredictionLog:
             raise PredictionLogError("the log is busy")
         try:
             self._append(lines, deadline)
-        except OSError as error:
+        except (OSError, PredictionLogError) as error:
             self._close()
+            if isinstance(error, PredictionLogError):
+                raise
             raise PredictionLogError(error.strerror or str(error)) from error
-        except PredictionLogError:
-            self._close()
-            raise
         finally:
             self._lock.release()
 

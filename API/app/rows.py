@@ -1,10 +1,6 @@
-"""Many rows at once: any multi-row input becomes one float64 [N, 7] array in FEATURES order,
-checked once by the contract's rules.
-
-The instances and columns of a batch body and the tensors of a v2 request all end in
-``check_rows``. A single row is validated by its pydantic model (app.schemas) instead: the
-same rules from the same contract, with pydantic's messages, which these mirror.
-"""
+"""Many rows at once: instances, columns and v2 tensors become one float64 [N, 7] array in
+FEATURES order, checked once by ``check_rows``. A single row is validated by its pydantic
+model (app.schemas): the same contract's rules, and these issues mirror pydantic's."""
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -59,6 +55,12 @@ class RowIssues:
         self.total += 1
         if len(self.listed) < self.limit:
             self.listed.append(issue)
+
+    def describe(self, most: int) -> str:
+        """One message naming the field, row and allowed values of the first ``most`` issues."""
+        described = "; ".join(issue.describe() for issue in self.listed[:most])
+        more = f"; and {self.total - most} more" if self.total > most else ""
+        return f"Invalid input: {described}{more}"
 
     def raise_if_any(self, locate: Locate) -> None:
         if self.total:

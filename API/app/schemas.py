@@ -127,8 +127,7 @@ Metrics = create_model(
     __doc__="Metrics from the training report; null when no report row describes this file.",
     **{column: (float | None, Field(None, ge=0, le=1)) for column in METRIC_COLUMNS},
 )
-SpeciesName = Literal["Adelie", "Chinstrap", "Gentoo"]
-assert SpeciesName.__args__ == tuple(SPECIES.values())
+SpeciesName = Literal[tuple(SPECIES.values())]  # type: ignore[valid-type]
 
 
 class ModelSummary(BaseModel):
@@ -196,8 +195,6 @@ class BatchPrediction(BaseModel):
 
 
 class ErrorResponse(BaseModel):
-    """Every error but a 422: a message for people and a stable code for programs."""
-
     detail: str
     code: str
 

@@ -1,11 +1,6 @@
-"""Production launcher: ``python -m app.serve`` (from ``API/``) runs the API on uvicorn.
-
-Host, port and worker count come from the app's settings (``API_HOST``, ``API_PORT``,
-``API_WORKERS``). uvicorn builds the app in each worker (factory mode); with several workers
-its supervisor replaces a worker that dies, and SIGTERM drains every worker gracefully.
-Slow clients and per-client limits are the reverse proxy's job (see the README's classroom
-profile), not this server's.
-"""
+"""Production launcher: ``python -m app.serve`` (from ``API/``) runs uvicorn in factory mode
+with API_WORKERS workers (a dead one is replaced; SIGTERM drains them). Slow clients and
+per-client limits are the reverse proxy's job (the README's classroom profile)."""
 
 import uvicorn
 

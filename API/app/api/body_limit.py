@@ -1,10 +1,7 @@
-"""Request bodies above MAX_BODY_BYTES get a 413, whether or not a proxy is in front.
-
-The limit is checked as the route reads the body: a declared Content-Length above it
-before a byte is read, a chunked body as it arrives. The HTTPException raised there reaches
-the app's error handler, so the 413 has the protocol's JSON body like every other error
-(Starlette's own RequestBodyLimitMiddleware answers plain text).
-"""
+"""Bodies above MAX_BODY_BYTES get a 413, with or without a proxy in front: a declared
+Content-Length before a byte is read, a chunked body as it arrives. The HTTPException reaches
+the app's error handler, so the 413 has the protocol's JSON body (Starlette's own limit
+answers plain text)."""
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 

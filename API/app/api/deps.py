@@ -1,5 +1,5 @@
-"""Typed dependencies: what a route needs, taken from the app's state. They are async, so
-FastAPI resolves them on the event loop instead of a worker thread."""
+"""Typed dependencies: what a route needs, from the app's state (async: FastAPI resolves them
+without a worker thread)."""
 
 import os
 import re
@@ -11,7 +11,6 @@ from app.catalog import Catalog
 from app.core.config import Settings
 from app.errors import REQUEST_ID_HEADER
 from app.predict import Predictor
-from app.prediction_log import PredictionLog
 
 _CLIENT_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
@@ -26,10 +25,6 @@ async def get_catalog(request: Request) -> Catalog:
 
 async def get_predictor(request: Request) -> Predictor:
     return request.app.state.predictor
-
-
-async def get_prediction_log(request: Request) -> PredictionLog:
-    return request.app.state.predictor.log
 
 
 async def get_request_id(request: Request, response: Response) -> str:
@@ -48,16 +43,15 @@ async def get_request_id(request: Request, response: Response) -> str:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 CatalogDep = Annotated[Catalog, Depends(get_catalog)]
 PredictorDep = Annotated[Predictor, Depends(get_predictor)]
-PredictionLogDep = Annotated[PredictionLog, Depends(get_prediction_log)]
 RequestIdDep = Annotated[str, Depends(get_request_id)]
 
 
-def get_readiness(catalog: CatalogDep, prediction_log: PredictionLogDep) -> dict[str, str]:
+def get_readiness(catalog: CatalogDep, predictor: PredictorDep) -> dict[str, str]:
     """What /ready and /v2/health/ready check: "ok", or the problem, for each. A plain
     function: FastAPI runs it in a worker thread, as it touches the disk."""
     return {
         "models_dir": catalog.registry.files.problem() or "ok",
-        "results_dir": prediction_log.problem() or "ok",
+        "results_dir": predictor.log.problem() or "ok",
     }
 
 

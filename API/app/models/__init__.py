@@ -1,2 +1,0 @@
-"""Model state: what MODELS_DIR holds (files), how a file becomes a runtime (loading,
-runtimes), and the registry that keeps the loaded ones."""

@@ -1,14 +1,9 @@
 """What MODELS_DIR holds: one entry per '{name}_model.pkl', and reading a file safely.
 
-Only regular files are models. A symlink counts when it resolves to a regular file inside
-MODELS_DIR (so a volume laid out with links works), never when it leads outside it: a link
-to /etc/passwd or /dev/zero is listed as an error and never read. FIFOs,
-devices, symlink loops and files over MAX_MODEL_BYTES are listed as errors with the reason,
-so GET /models and POST /classify agree on what exists and one bad entry breaks no other.
-A directory is no model file: it is not listed and its name is unknown (404).
-
-Files are opened with O_NONBLOCK (opening a FIFO cannot hang), checked again with fstat
-(regular, same inode as when listed, under the size cap) and read with a bounded read.
+Only regular files are models; a symlink counts if it resolves inside MODELS_DIR. FIFOs,
+devices, links leading outside, loops and files over MAX_MODEL_BYTES are listed as errors
+with the reason, never read; a directory is no model (404). Files are opened with O_NONBLOCK
+(a FIFO cannot hang it), checked again with fstat, and read with a bounded read.
 """
 
 import os
@@ -56,8 +51,6 @@ class FileChangedError(OSError):
 
 
 class ModelFiles:
-    """Lists MODELS_DIR and reads its model files, under the rules above."""
-
     def __init__(self, models_dir: Path, max_bytes: int) -> None:
         self.models_dir = models_dir
         self.max_bytes = max_bytes
@@ -130,10 +123,8 @@ class ModelFiles:
 def read_regular_file(
     path: Path, max_bytes: int, expected: FileKey | None = None, follow_symlinks: bool = True
 ) -> bytes:
-    """The bytes of the regular file at ``path``, at most ``max_bytes`` of them, never
-    blocking on a FIFO or reading an endless device. ``expected``: the identity it must have.
-    Raises OSError (FileChangedError for a file that is not the expected regular file; ELOOP
-    for a symlink when ``follow_symlinks`` is false)."""
+    """At most ``max_bytes`` of the regular file at ``path`` (with the ``expected`` identity),
+    never waiting on a FIFO: OSError, FileChangedError, or ELOOP for a refused symlink."""
     fd = os.open(path, _READ_FLAGS if follow_symlinks else _READ_FLAGS | os.O_NOFOLLOW)
     try:
         status = os.fstat(fd)

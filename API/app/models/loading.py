@@ -1,9 +1,7 @@
 """One model entry -> a ServedModel: read safely, hash, choose the runtime, check, probe once.
 
-The ONNX twin is used only when its recorded pkl_sha256 equals the sha256 of the pickle
-being served, so a twin left from an earlier training can never answer for a new pickle.
-Without a usable twin the pickle is unpickled (joblib, which runs code: see the README's
-security note) unless ALLOW_PICKLE=false, in which case the model is an error.
+The ONNX twin serves only the pickle whose sha256 it records. Without a usable twin the
+pickle is unpickled (joblib runs code: the README's security note), unless ALLOW_PICKLE=false.
 """
 
 import hashlib
@@ -55,10 +53,6 @@ class ServedModel:
     reason: str | None = None
     runtime: Runtime | None = None
     runtime_reason: str | None = None  # why scikit-learn serves it rather than ONNX Runtime
-
-    @property
-    def usable(self) -> bool:
-        return self.runtime is not None
 
     @property
     def has_probabilities(self) -> bool:

@@ -1,11 +1,7 @@
-"""Name -> loaded model: the one cache of model state, and its one invalidation rule.
-
-A loaded model is reused while its entry (the identities, inode, size and mtime, of its
-pickle and of its ONNX twin) equals the entry its files have now; any retraining, copy or
-deletion changes it. Looking costs two ``lstat`` calls per model, so every request sees the
-directory as it is, from any process or container, with no watcher. Loads happen one at a
-time (a lock), so concurrent first requests for one file load it once.
-"""
+"""Name -> loaded model: the one cache of model state, with one invalidation rule: a loaded
+model is reused while the identity (inode, size, mtime) of its pickle and ONNX twin is the one
+it was loaded from. Two ``lstat`` per look, so every request sees the directory as it is, from
+any process or container; loads take turns, so one file is loaded once."""
 
 import threading
 from pathlib import Path

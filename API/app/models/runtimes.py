@@ -1,12 +1,7 @@
-"""The two runtimes a model can be served by. Both take float64 rows in FEATURES order and
-return (species codes int64 [N], probabilities float64 [N, 3] in SPECIES order, or None).
-
-- OnnxRuntime: the trainer's ONNX twin in an onnxruntime.InferenceSession. The trainer wrote
-  it only after proving it gives pipeline.predict's labels and predict_proba's probabilities
-  (within 1e-6) on its data, and the API uses it only for the exact pickle it was made from.
-- SklearnRuntime: the unpickled Pipeline through scikit-learn's public API; the label is
-  always pipeline.predict's, the probabilities predict_proba's.
-"""
+"""The two runtimes: float64 rows in FEATURES order -> (species codes int64 [N], probabilities
+float64 [N, 3] in SPECIES order, or None). OnnxRuntime runs the trainer's ONNX twin, proven to
+give the pipeline's answers (probabilities within 1e-6); SklearnRuntime, the unpickled
+pipeline's predict and predict_proba."""
 
 from typing import Literal, Protocol
 

@@ -1,18 +1,13 @@
 """Request tensors to the [N, 7] float64 rows they hold, columns in FEATURES order.
 
-Two layouts: one [N, 7] tensor (columns in FEATURES order, named anything but a field), or
-one [N] tensor per field, named after it. Data come as JSON ("data", row-major, flat or
-nested) or, with Triton's binary tensor data extension, as little-endian bytes after the
-JSON header: Inference-Header-Content-Length gives the header's length, and each binary
-input its "binary_data_size", in the order of the inputs.
+Two layouts: one [N, 7] tensor (named anything but a field), or one [N] tensor per field,
+named after it. Data come as JSON ("data", row-major, flat or nested) or, with Triton's binary
+tensor data extension, as little-endian bytes after the JSON header (its length in
+Inference-Header-Content-Length; each binary input's in its "binary_data_size").
 
-An FP32 (or FP16) value is read as the shortest decimal that rounds to it, the number its
-sender printed: 39.1 sent as FP32 is 39.09999847 on the wire and 39.1 here, so FP32 requests
-get /classify's answers (scikit-learn's trees compare in float32 after scaling, and a value
-one float32 step away can cross a split).
-
-The request's fields this server does not use (tritonclient and kserve send "model_name") are
-ignored, as are parameters it does not know.
+An FP32 or FP16 value is read as the shortest decimal that rounds to it, the number its sender
+printed (39.1, not 39.09999847), so it gets /classify's answer: a tree's split can fall between.
+Request fields and parameters this server does not use are ignored.
 """
 
 import math

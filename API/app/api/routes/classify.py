@@ -1,8 +1,5 @@
-"""POST /classify/{model} and its batch variant: HTTP in, one call, a Prediction out.
-
-The routes are plain functions (``def``): FastAPI runs them in a worker thread, so reading
-model files and waiting for the prediction log never holds the event loop.
-"""
+"""POST /classify/{model} and its batch variant. Plain ``def`` routes: FastAPI runs them in a
+worker thread, so reading model files and waiting for the prediction log never stall others."""
 
 from typing import Annotated
 

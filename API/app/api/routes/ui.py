@@ -1,9 +1,5 @@
-"""The pages people read, served without internet: the web page (/), Swagger UI (/docs) and
-ReDoc (/redoc), from the vendored assets in static/ (mounted at /static by app.main).
-
-The web page is plain HTML with its script and style in separate files, so its
-Content-Security-Policy allows only this origin and needs no 'unsafe-inline'.
-"""
+"""The pages people read, served without internet from static/ (mounted at /static): the web
+page (/), whose Content-Security-Policy allows only this origin, Swagger UI and ReDoc."""
 
 from functools import cache
 from pathlib import Path

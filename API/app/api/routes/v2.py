@@ -1,10 +1,6 @@
-"""The Open Inference Protocol (KServe v2) REST endpoints, beside the API's own.
-
-The same models, 'best', log lines (a tensor of several rows is logged as a batch) and
-counters as /classify, through the same catalog and predictor. A model's only version is its
-file's sha256. Errors answer {"error": message} (app.errors decides the body by path). Not in
-the OpenAPI document: the protocol has its own specification.
-"""
+"""The Open Inference Protocol (KServe v2) endpoints: the same models, 'best', catalog, predictor,
+log lines (a tensor of several rows is logged as a batch) and counters as /classify. A model's
+only version is its file's sha256. Errors are {"error": message} (app.errors)."""
 
 from typing import Annotated
 
@@ -59,11 +55,7 @@ def infer(
     rows = tensors.decode_rows(request.inputs)
     issues = check_rows(rows)
     if issues.total:
-        described = "; ".join(issue.describe() for issue in issues.listed[:MAX_DESCRIBED_ISSUES])
-        more = issues.total - MAX_DESCRIBED_ISSUES
-        raise InferenceRequestError(
-            f"Invalid input: {described}" + (f"; and {more} more" if more > 0 else "")
-        )
+        raise InferenceRequestError(issues.describe(MAX_DESCRIBED_ISSUES))
     wanted = outputs.requested_outputs(request, model.has_probabilities)
     predictions = predictor.predict(model, rows, request_id, batch=len(rows) > 1)
     header = {
