@@ -1,7 +1,7 @@
 """The API live with 2 workers: concurrent requests, retraining under load, shared metrics.
 
-The 2-worker servers run the production launcher (`python -m app.serve`); the original's
-plain `uvicorn app:app` entry points are proved by one test of their own.
+The 2-worker servers run the production launcher (`python -m app.serve`); plain uvicorn in
+factory mode (`uvicorn --factory app.main:create_app`) is proved by one test of its own.
 """
 
 import threading

@@ -96,7 +96,7 @@ def listed_models(stack: ComposeStack) -> dict[str, dict]:
 
 
 def wait_until_listed(stack: ComposeStack, names: set[str]) -> dict[str, dict]:
-    """GET /models until it lists every name (the API sees new files through inotify)."""
+    """GET /models until it lists every name (the API looks at the files on every request)."""
     deadline = time.monotonic() + LISTING_TIMEOUT_S
     models = listed_models(stack)
     while not names <= set(models) and time.monotonic() < deadline:

@@ -1,7 +1,6 @@
 """GET /models and GET /models/{name}."""
 
 import gc
-import os
 import shutil
 import weakref
 
@@ -45,18 +44,6 @@ def test_empty_or_missing_models_directory_gives_an_empty_list(tmp_path):
         response = TestClient(create_app(settings)).get("/models")
         assert response.status_code == 200
         assert response.json() == {"available_models": []}
-
-
-def _open_inotify_instances() -> int:
-    fds = os.listdir("/proc/self/fd")
-    return sum(1 for fd in fds if _link(f"/proc/self/fd/{fd}") == "anon_inode:inotify")
-
-
-def _link(path: str) -> str:
-    try:
-        return os.readlink(path)
-    except OSError:  # the descriptor used to list the directory is closed by now
-        return ""
 
 
 def test_a_replaced_model_is_not_kept_in_memory_by_the_listing(settings, model_store):
