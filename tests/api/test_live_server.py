@@ -102,9 +102,7 @@ def test_prometheus_multiprocess_mode_aggregates_both_workers(server_env, tmp_pa
 
 
 @pytest.mark.parametrize("entry_point", ["uvicorn", "uvicorn --app-dir"])
-def test_uvicorn_factory_entry_points_serve_the_api(
-    entry_point, server_env, results_dir, tmp_path
-):
+def test_uvicorn_factory_entry_points_serve_the_api(entry_point, server_env, results_dir, tmp_path):
     # `uvicorn --factory app.main:create_app` from API/, or with --app-dir API from the root.
     with (
         live_server(server_env, tmp_path / "server.out", entry_point=entry_point) as server,
