@@ -1,9 +1,11 @@
 """What the API can serve: resolve a name (any case, or 'best'), list and describe models,
 derived on each call from the registry (models) and the report (metrics). Reads files."""
 
+from starlette.concurrency import run_in_threadpool
+
 from app.errors import ModelNotFoundError, ModelUnavailableError
 from app.models.loading import ServedModel
-from app.models.registry import ModelRegistry
+from app.models.registry import ModelRegistry, NotLoadedError
 from app.report import EMPTY_METRICS, MetricsReport, ReportRows
 from app.schemas import ModelDetail, ModelSummary
 from penguin_contract import RESERVED_MODEL_NAMES, normalize_model_name
@@ -21,17 +23,25 @@ class Catalog:
         self.registry = registry
         self.report = report
 
-    def servable(self, requested: str) -> ServedModel:
+    async def model_for(self, requested: str) -> ServedModel:
+        """``servable`` for the prediction routes: right away when the model is loaded (two
+        ``lstat``), from a worker thread when its files must be read."""
+        try:
+            return self.servable(requested, load=False)
+        except NotLoadedError:
+            return await run_in_threadpool(self.servable, requested)
+
+    def servable(self, requested: str, load: bool = True) -> ServedModel:
         """The model to predict with: 404 if unknown, 503 if its file cannot be served."""
-        model = self.find(requested)
+        model = self.find(requested, load)
         if model.runtime is None:
             raise ModelUnavailableError(model.name, model.reason or model.status)
         return model
 
-    def find(self, requested: str) -> ServedModel:
+    def find(self, requested: str, load: bool = True) -> ServedModel:
         """The model named ``requested`` (any case), or the best one for 'best'."""
         if requested.strip().lower() == BEST_ALIAS:
-            best = _best_of(self.registry.all(), self.report.rows_by_file())
+            best = _best_of(self.registry.all(load), self.report.rows_by_file())
             if best is None:
                 raise ModelNotFoundError(BEST_ALIAS, NO_BEST)
             return best
@@ -39,7 +49,7 @@ class Catalog:
             name = normalize_model_name(requested)
         except ValueError:
             raise ModelNotFoundError(requested) from None
-        return self.registry.get(name)
+        return self.registry.get(name, load)
 
     def summaries(self) -> list[ModelSummary]:
         """Every model file by name, with its status, runtime and report metrics."""

@@ -3,8 +3,10 @@ the one place that turns any error into an answer, one body per protocol: ``{"de
 "code"}`` (422: ``{"detail": [issues], "omitted"}``), or ``{"error"}`` on the v2 paths.
 """
 
+import re
 from typing import Any
 
+from asgi_correlation_id import correlation_id
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -12,6 +14,8 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 
 from penguin_contract import FEATURES, FIELDS
+
+REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")  # what a client's X-Request-ID may be
 
 REQUEST_ID_HEADER = "X-Request-ID"
 MAX_LISTED_ISSUES = 20  # a hostile body can hold thousands of invalid values
@@ -104,9 +108,7 @@ def _respond(
     request: Request, status: int, code: str, detail: str | list, omitted: int = 0
 ) -> JSONResponse:
     """The one place that shapes an error body, by protocol."""
-    headers = {}
-    if request_id := getattr(request.state, "request_id", None):
-        headers[REQUEST_ID_HEADER] = request_id
+    headers = {REQUEST_ID_HEADER: correlation_id.get() or ""} if status == 500 else {}
     path = request.url.path
     if path == V2_PREFIX or path.startswith(V2_PREFIX + "/"):
         message = detail if isinstance(detail, str) else "; ".join(i["msg"] for i in detail)

@@ -4,6 +4,7 @@ import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from asgi_correlation_id import CorrelationIdMiddleware
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
@@ -12,7 +13,7 @@ from app.api.routes import classify, health, models, reports, ui, v2
 from app.api.routes.ui import STATIC_DIR
 from app.catalog import Catalog
 from app.core.config import Settings
-from app.errors import install_error_handlers
+from app.errors import REQUEST_ID, REQUEST_ID_HEADER, install_error_handlers
 from app.metrics import instrument
 from app.models.registry import ModelRegistry
 from app.predict import Predictor
@@ -55,6 +56,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(routes.router)
     # Added before the metrics middleware, so it runs inside it: refused bodies are counted.
     app.add_middleware(BodySizeLimit, max_body_bytes=settings.max_body_bytes)
+    # Every answer names its request (the client's X-Request-ID if sane, else a new one),
+    # which the prediction's log line records too. (A 500 gets it from the error handler:
+    # Starlette answers bugs outside the middleware.)
+    app.add_middleware(
+        CorrelationIdMiddleware, header_name=REQUEST_ID_HEADER, validator=REQUEST_ID.fullmatch
+    )
     registry = ModelRegistry(settings.models_dir, settings.max_model_bytes, settings.allow_pickle)
     app.state.settings = settings
     app.state.catalog = Catalog(

@@ -55,13 +55,17 @@ class PredictionLog:
         self._fd: int | None = None
         self._lock = threading.Lock()  # this process's writers, one at a time
 
-    def append(self, lines: bytes) -> None:
-        """Append whole lines, waiting at most LOG_LOCK_TIMEOUT_S (blocks: not on the loop)."""
-        deadline = time.monotonic() + self.lock_timeout_s
-        if not self._lock.acquire(timeout=self.lock_timeout_s):
+    def append(self, lines: bytes, wait: bool = True) -> bool:
+        """Append whole lines, waiting at most LOG_LOCK_TIMEOUT_S for a lock; with ``wait``
+        false, never block: False when it would (a lock is held, or LOG_FSYNC is on)."""
+        if not wait:
+            if self.fsync or not self._lock.acquire(blocking=False):
+                return False
+        elif not self._lock.acquire(timeout=self.lock_timeout_s):
             raise PredictionLogError("the log is busy")
+        deadline = time.monotonic() + self.lock_timeout_s if wait else None
         try:
-            self._append(lines, deadline)
+            return self._append(lines, deadline)
         except (OSError, PredictionLogError) as error:
             self._close()
             if isinstance(error, PredictionLogError):
@@ -93,12 +97,14 @@ class PredictionLog:
         with self._lock:
             self._close()
 
-    def _append(self, lines: bytes, deadline: float) -> None:
+    def _append(self, lines: bytes, deadline: float | None) -> bool:
         for _ in range(_REOPEN_ATTEMPTS):
             if self._fd is None:
                 self._fd = _open(self.path)
             fd = self._fd
             if not _lock_within(fd, deadline):
+                if deadline is None:
+                    return False
                 raise PredictionLogError(
                     f"another process holds a lock on {self.path.name} "
                     f"(waited {self.lock_timeout_s:g} s)"
@@ -113,7 +119,7 @@ class PredictionLog:
                 _write_whole_lines(fd, lines, opened.st_size)
                 if self.fsync:
                     os.fsync(fd)
-                return
+                return True
             finally:
                 with contextlib.suppress(OSError):
                     fcntl.flock(fd, fcntl.LOCK_UN)
@@ -159,15 +165,15 @@ def _open(path: Path) -> int:
     return fd
 
 
-def _lock_within(fd: int, deadline: float) -> bool:
-    """Take the exclusive flock, polling until ``deadline``. True if held (or if the
-    filesystem has no locks)."""
+def _lock_within(fd: int, deadline: float | None) -> bool:
+    """Take the exclusive flock, polling until ``deadline`` (None: no wait). True if held
+    (or if the filesystem has no locks)."""
     while True:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             return True
         except BlockingIOError:
-            if time.monotonic() >= deadline:
+            if deadline is None or time.monotonic() >= deadline:
                 return False
             time.sleep(_LOCK_POLL_S)
         except OSError as error:

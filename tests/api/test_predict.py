@@ -44,8 +44,8 @@ def test_a_batch_gives_exactly_the_answers_each_row_gets_alone(settings, model_s
     birds = _birds()
     for name in MODELS:
         model = catalog.servable(name)
-        together = predictor.predict(model, birds, "together", batch=True)
-        alone = [predictor.predict(model, bird[None, :], "alone", batch=False) for bird in birds]
+        together = predictor.predict_and_wait(model, birds, "together", batch=True)
+        alone = [predictor.predict_and_wait(model, bird[None, :], "alone", batch=False) for bird in birds]
         assert together.runtime == runtime
         np.testing.assert_array_equal(
             together.species_ids, np.concatenate([one.species_ids for one in alone])
@@ -70,7 +70,7 @@ def test_non_finite_probabilities_are_a_503_and_nothing_is_logged_or_counted(set
     model.runtime.predict = broken  # type: ignore[method-assign, union-attr]
 
     with pytest.raises(ModelUnavailableError) as raised:
-        predictor.predict(model, _birds()[:3], "x", batch=True)
+        predictor.predict_and_wait(model, _birds()[:3], "x", batch=True)
 
     assert raised.value.status_code == 503
     assert read_log(settings.predictions_log_path) == []
@@ -82,7 +82,7 @@ def test_a_log_that_cannot_be_written_returns_and_counts_nothing(settings):
     catalog, predictor = _parts(settings)
 
     with pytest.raises(PredictionLogError):
-        predictor.predict(catalog.servable("svm"), _birds()[:2], "x", batch=False)
+        predictor.predict_and_wait(catalog.servable("svm"), _birds()[:2], "x", batch=False)
 
     assert predictor.counter.labels("svm", "Adelie")._value.get() == 0
 

@@ -13,6 +13,10 @@ from app.models.loading import ModelLoader, ServedModel
 _LOAD_ATTEMPTS = 3
 
 
+class NotLoadedError(Exception):
+    """The model must be loaded (read from disk) before it can serve."""
+
+
 class ModelRegistry:
     def __init__(self, models_dir: Path, max_model_bytes: int, allow_pickle: bool) -> None:
         self.files = ModelFiles(models_dir, max_model_bytes)
@@ -20,9 +24,9 @@ class ModelRegistry:
         self._loaded: dict[str, ServedModel] = {}
         self._load_lock = threading.Lock()
 
-    def get(self, name: str) -> ServedModel:
-        """The model for ``name`` as its files are now, loaded if they changed (reads files:
-        call it off the event loop). ModelNotFoundError when there is no such model."""
+    def get(self, name: str, load: bool = True) -> ServedModel:
+        """The model for ``name`` as its files are now, loaded if they changed (which reads
+        them; with ``load=False``, NotLoadedError instead). ModelNotFoundError if absent."""
         for _ in range(_LOAD_ATTEMPTS):
             entry = self.files.entry(name)
             if entry is None:
@@ -31,6 +35,8 @@ class ModelRegistry:
             model = self._loaded.get(name)
             if model is not None and model.entry == entry:
                 return model
+            if not load:
+                raise NotLoadedError(name)
             with self._load_lock:
                 model = self._loaded.get(name)
                 if model is None or model.entry != entry:
@@ -43,7 +49,7 @@ class ModelRegistry:
         reason = "the file kept changing while it was being loaded"
         return ServedModel(name, entry, "", "error", reason=reason)
 
-    def all(self) -> list[ServedModel]:
+    def all(self, load: bool = True) -> list[ServedModel]:
         """Every model of the directory, by name (deleted meanwhile: left out)."""
         names = self.files.names()
         for gone in self._loaded.keys() - set(names):
@@ -51,7 +57,7 @@ class ModelRegistry:
         models = []
         for name in names:
             try:
-                models.append(self.get(name))
+                models.append(self.get(name, load))
             except ModelNotFoundError:
                 continue
         return models

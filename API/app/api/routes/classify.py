@@ -1,11 +1,12 @@
-"""POST /classify/{model} and its batch variant. Plain ``def`` routes: FastAPI runs them in a
-worker thread, so reading model files and waiting for the prediction log never stall others."""
+"""POST /classify/{model} and its batch variant: HTTP in, the catalog and the predictor, a
+Prediction out. What may block (loading a model, a large batch) runs in a worker thread."""
 
 from typing import Annotated
 
+from asgi_correlation_id import correlation_id
 from fastapi import APIRouter, Body, Path
 
-from app.api.deps import CatalogDep, PredictorDep, RequestIdDep
+from app.api.deps import CatalogDep, PredictorDep
 from app.api.openapi import BATCH_EXAMPLES, CLASSIFY_ERRORS, CLASSIFY_EXAMPLES
 from app.errors import REQUEST_ID_HEADER
 from app.rows import rows_from_columns, rows_from_instances
@@ -27,29 +28,28 @@ _RESPONSES = {
 
 
 @router.post("/classify/{model}", responses=_RESPONSES, summary="Classify one penguin")
-def classify(
+async def classify(
     model: ModelName,
     features: Annotated[PenguinFeatures, Body(openapi_examples=CLASSIFY_EXAMPLES)],
     catalog: CatalogDep,
     predictor: PredictorDep,
-    request_id: RequestIdDep,
 ) -> Prediction:
     """Predict the species of one bird. The prediction is logged before it is returned.
 
     `island` and `sex` take codes or names (`"Biscoe"`, `"female"`, any case).
     """
-    served = catalog.servable(model)
-    predictions = predictor.predict(served, features.rows(), request_id, batch=False)
+    served = await catalog.model_for(model)
+    request_id = correlation_id.get() or ""
+    predictions = await predictor.predict(served, features.rows(), request_id, batch=False)
     return predictions.bodies()[0]
 
 
 @router.post("/classify/{model}/batch", responses=_RESPONSES, summary="Classify several penguins")
-def classify_batch(
+async def classify_batch(
     model: ModelName,
     body: Annotated[BatchRequest, Body(openapi_examples=BATCH_EXAMPLES)],
     catalog: CatalogDep,
     predictor: PredictorDep,
-    request_id: RequestIdDep,
 ) -> BatchPrediction:
     """Predict up to MAX_BATCH_SIZE birds (413 above it, before any row is checked).
 
@@ -64,6 +64,7 @@ def classify_batch(
         rows = rows_from_instances(body.instances)
     else:
         rows = rows_from_columns(body.columns or {})
-    served = catalog.servable(model)
-    predictions = predictor.predict(served, rows, request_id, batch=True)
+    served = await catalog.model_for(model)
+    request_id = correlation_id.get() or ""
+    predictions = await predictor.predict(served, rows, request_id, batch=True)
     return {"model": served.name, "request_id": request_id, "predictions": predictions.bodies()}

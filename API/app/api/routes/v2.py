@@ -4,13 +4,13 @@ only version is its file's sha256. Errors are {"error": message} (app.errors).""
 
 from typing import Annotated
 
+from asgi_correlation_id import correlation_id
 from fastapi import APIRouter, Depends, Header, Request, Response
 from fastapi.responses import JSONResponse
 
-from app.api.deps import CatalogDep, PredictorDep, ReadinessDep, RequestIdDep
+from app.api.deps import CatalogDep, PredictorDep, ReadinessDep
 from app.catalog import Catalog
 from app.errors import (
-    REQUEST_ID_HEADER,
     InferenceRequestError,
     ModelUnavailableError,
     UnknownVersionError,
@@ -39,17 +39,17 @@ async def uncompressed_body(
 
 @router.post("/v2/models/{name}/infer")
 @router.post("/v2/models/{name}/versions/{version}/infer")
-def infer(
+async def infer(
     name: str,
     catalog: CatalogDep,
     predictor: PredictorDep,
-    request_id: RequestIdDep,
     body: Annotated[bytes, Depends(uncompressed_body)],
     header_length: Annotated[str | None, Header(alias=tensors.HEADER_LENGTH)] = None,
     version: str | None = None,
 ) -> Response:
     """Predict N birds from one [N, 7] tensor or one [N] tensor per field."""
-    model = _served_model(catalog, name, version)
+    model = _of_version(await catalog.model_for(name), version)
+    request_id = correlation_id.get() or ""
     request = tensors.parse_request(body, header_length)
     predictor.check_batch_size(tensors.batch_size(request.inputs))
     rows = tensors.decode_rows(request.inputs)
@@ -57,7 +57,7 @@ def infer(
     if issues.total:
         raise InferenceRequestError(issues.describe(MAX_DESCRIBED_ISSUES))
     wanted = outputs.requested_outputs(request, model.has_probabilities)
-    predictions = predictor.predict(model, rows, request_id, batch=len(rows) > 1)
+    predictions = await predictor.predict(model, rows, request_id, batch=len(rows) > 1)
     header = {
         "model_name": model.name,
         "model_version": model.sha256,
@@ -65,10 +65,9 @@ def infer(
         "parameters": {"runtime": predictions.runtime},
     }
     content, json_length = outputs.encode_response(header, wanted, predictions)
-    headers = {REQUEST_ID_HEADER: request_id}
     if json_length is None:
-        return Response(content, media_type="application/json", headers=headers)
-    headers[tensors.HEADER_LENGTH] = str(json_length)
+        return Response(content, media_type="application/json")
+    headers = {tensors.HEADER_LENGTH: str(json_length)}
     return Response(content, media_type="application/octet-stream", headers=headers)
 
 
@@ -116,7 +115,10 @@ def model_metadata(name: str, catalog: CatalogDep, version: str | None = None) -
 
 
 def _served_model(catalog: Catalog, name: str, version: str | None) -> ServedModel:
-    model = catalog.servable(name)
+    return _of_version(catalog.servable(name), version)
+
+
+def _of_version(model: ServedModel, version: str | None) -> ServedModel:
     if version is not None and version != model.sha256:
         raise UnknownVersionError(model.name, version, model.sha256)
     return model
