@@ -3,8 +3,9 @@ Prediction out. What may block (loading a model, a large batch) runs in a worker
 
 from typing import Annotated
 
+import orjson
 from asgi_correlation_id import correlation_id
-from fastapi import APIRouter, Body, Path
+from fastapi import APIRouter, Body, Path, Response
 
 from app.api.deps import CatalogDep, PredictorDep
 from app.api.openapi import BATCH_EXAMPLES, CLASSIFY_ERRORS, CLASSIFY_EXAMPLES
@@ -44,13 +45,18 @@ async def classify(
     return predictions.bodies()[0]
 
 
-@router.post("/classify/{model}/batch", responses=_RESPONSES, summary="Classify several penguins")
+@router.post(
+    "/classify/{model}/batch",
+    response_model=BatchPrediction,
+    responses=_RESPONSES,
+    summary="Classify several penguins",
+)
 async def classify_batch(
     model: ModelName,
     body: Annotated[BatchRequest, Body(openapi_examples=BATCH_EXAMPLES)],
     catalog: CatalogDep,
     predictor: PredictorDep,
-) -> BatchPrediction:
+) -> Response:
     """Predict up to MAX_BATCH_SIZE birds (413 above it, before any row is checked).
 
     The body is either `{"instances": [{...}, ...]}` or, cheaper for large batches,
@@ -67,4 +73,6 @@ async def classify_batch(
     served = await catalog.model_for(model)
     request_id = correlation_id.get() or ""
     predictions = await predictor.predict(served, rows, request_id, batch=True)
-    return {"model": served.name, "request_id": request_id, "predictions": predictions.bodies()}
+    body = {"model": served.name, "request_id": request_id, "predictions": predictions.bodies()}
+    # Returned as it is: validating 1000 predictions this code built took a third of the time.
+    return Response(orjson.dumps(body), media_type="application/json")
