@@ -21,6 +21,11 @@ from penguin_contract import FIELDS, SPECIES
 ROWS_PREDICTED_HERE = 16
 _SPECIES_NAMES = tuple(SPECIES.values())
 _PROBABILITIES_TEMPLATE = b"{" + b",".join(b'"%s":%%s' % n.encode() for n in _SPECIES_NAMES) + b"}"
+_INPUT_AND_RESULT = (
+    b',"input":{'
+    + b",".join(b'"%s":%%s' % spec.name.encode() for spec in FIELDS)
+    + b'},"result":{"species_id":%s,"species_name":"%s","probabilities":%s},"latency_ms":'
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,10 +122,8 @@ def log_lines(
     """One JSON line per row: ``head``, input, result, latency_ms (+ batch_index, batch_size).
     Each line is a ``%`` of one template, the numbers' texts from one ``orjson.dumps`` per
     column (3x faster than a dict per row on 1000 rows). Only finite numbers reach here."""
-    template = orjson.dumps(head)[:-1].replace(b"%", b"%%") + b',"input":{'
-    template += b",".join(b'"%s":%%s' % spec.name.encode() for spec in FIELDS)
-    template += b'},"result":{"species_id":%s,"species_name":"%s","probabilities":%s}'
-    template += b',"latency_ms":' + orjson.dumps(latency_ms)
+    template = orjson.dumps(head)[:-1].replace(b"%", b"%%") + _INPUT_AND_RESULT
+    template += orjson.dumps(latency_ms)
     columns = [
         _texts(rows[:, index].astype(np.int64) if spec.kind == "integer" else rows[:, index])
         for index, spec in enumerate(FIELDS)
