@@ -45,7 +45,9 @@ def test_a_batch_gives_exactly_the_answers_each_row_gets_alone(settings, model_s
     for name in MODELS:
         model = catalog.servable(name)
         together = predictor.predict_and_wait(model, birds, "together", batch=True)
-        alone = [predictor.predict_and_wait(model, bird[None, :], "alone", batch=False) for bird in birds]
+        alone = [
+            predictor.predict_and_wait(model, bird[None, :], "alone", batch=False) for bird in birds
+        ]
         assert together.runtime == runtime
         np.testing.assert_array_equal(
             together.species_ids, np.concatenate([one.species_ids for one in alone])
