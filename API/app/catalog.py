@@ -24,8 +24,7 @@ class Catalog:
         self.report = report
 
     async def model_for(self, requested: str) -> ServedModel:
-        """``servable`` for the prediction routes: right away when the model is loaded (two
-        ``lstat``), from a worker thread when its files must be read."""
+        """``servable``, from a worker thread only if the model's files must be read."""
         try:
             return self.servable(requested, load=False)
         except NotLoadedError:

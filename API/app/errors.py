@@ -40,12 +40,6 @@ class ModelNotFoundError(APIError):
         )
 
 
-class UnknownVersionError(ModelNotFoundError):
-    def __init__(self, name: str, version: str, served: str) -> None:
-        why = f"has no version {version!r}; its only version is {served}, the served file's sha256"
-        super().__init__(name, why)
-
-
 class ModelUnavailableError(APIError):
     """The model file exists but cannot be served (corrupt, not a pipeline, incompatible)."""
 

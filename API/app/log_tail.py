@@ -1,6 +1,5 @@
-"""The last lines of predictions.log, read without disturbing its writers: only the final
-bytes (never the whole file), never its lock, and a partial first or last line is skipped.
-A symlink or FIFO in its place is refused, not followed or waited on."""
+"""The last lines of predictions.log, read without disturbing its writers (only its end, never
+its lock; a partial first or last line skipped). A symlink or FIFO in its place is refused."""
 
 import json
 import os

@@ -56,9 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(routes.router)
     # Added before the metrics middleware, so it runs inside it: refused bodies are counted.
     app.add_middleware(BodySizeLimit, max_body_bytes=settings.max_body_bytes)
-    # Every answer names its request (the client's X-Request-ID if sane, else a new one),
-    # which the prediction's log line records too. (A 500 gets it from the error handler:
-    # Starlette answers bugs outside the middleware.)
+    # X-Request-ID on every answer (the client's if sane, else new); the log line records it.
     app.add_middleware(
         CorrelationIdMiddleware, header_name=REQUEST_ID_HEADER, validator=REQUEST_ID.fullmatch
     )

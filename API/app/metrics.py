@@ -1,6 +1,5 @@
-"""Prometheus metrics at /metrics, as prometheus-fastapi-instrumentator documents them
-(requests and latency by route) and the predictions returned by model and species. With
-several workers, PROMETHEUS_MULTIPROC_DIR (an empty directory) makes /metrics add them up."""
+"""Prometheus metrics at /metrics as prometheus-fastapi-instrumentator documents them, and the
+predictions by model and species; PROMETHEUS_MULTIPROC_DIR adds up several workers'."""
 
 import os
 

@@ -39,23 +39,16 @@ class Predictions:
 
     def bodies(self) -> list[dict[str, Any]]:
         """One Prediction body (app.schemas) per row."""
-        if self.probabilities is None:
-            probabilities = [None] * len(self.species_ids)
-        else:
-            probabilities = [
+        codes = self.species_ids.tolist()
+        rows = [None] * len(codes)
+        if self.probabilities is not None:
+            rows = [
                 dict(zip(_SPECIES_NAMES, row, strict=True)) for row in self.probabilities.tolist()
             ]
+        body = {"model": self.model, "runtime": self.runtime}
         return [
-            {
-                "model": self.model,
-                "species_id": code,
-                "species_name": SPECIES[code],
-                "probabilities": row_probabilities,
-                "runtime": self.runtime,
-            }
-            for code, row_probabilities in zip(
-                self.species_ids.tolist(), probabilities, strict=True
-            )
+            {**body, "species_id": code, "species_name": SPECIES[code], "probabilities": row}
+            for code, row in zip(codes, rows, strict=True)
         ]
 
 

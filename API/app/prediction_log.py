@@ -1,15 +1,13 @@
 """The prediction log: one JSON line per prediction, appended before the answer is sent.
 
-- Whole lines, never interleaved: each append is ONE ``os.write`` on an ``O_APPEND``
-  descriptor under an exclusive ``flock`` that every writer (worker) takes. If the write
-  fails, the prediction is not returned (503).
-- Nothing torn after kill -9: the next writer cuts a partial last line of ours off (one that
+- Whole lines: each append is ONE ``os.write`` (``O_APPEND``) under an exclusive ``flock``
+  every writer (worker) takes. If it fails, the prediction is not returned (503).
+- Nothing torn after kill -9: the next writer cuts a partial last line of ours (one that
   starts as ours do, no longer than one); anything else is kept, after a newline.
-- Nobody else can stall or redirect it: ``O_NOFOLLOW`` (a symlink gets 503, /ready says why),
-  a regular file only, another process's lock waited for LOG_LOCK_TIMEOUT_S at most.
-- Bounded size: past LOG_MAX_BYTES the file is renamed to ``.1`` (``.1`` to ``.2``...,
-  LOG_BACKUPS kept) under the lock; a writer that finds the path names another file reopens
-  it, so no line is lost, duplicated or misplaced.
+- Nobody can stall or redirect it: ``O_NOFOLLOW`` (a symlink gets 503), regular files only,
+  another process's lock waited for LOG_LOCK_TIMEOUT_S at most.
+- Bounded: past LOG_MAX_BYTES it is renamed to ``.1`` (``.1`` to ``.2``...; LOG_BACKUPS kept)
+  under the lock; a writer that then finds another file at the path reopens it.
 """
 
 import contextlib

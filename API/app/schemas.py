@@ -169,9 +169,7 @@ class ModelDetail(ModelSummary):
     onnx: bool | None = Field(None, description="The trainer wrote an ONNX twin")
     onnx_reason: str | None = Field(None, description="Why the trainer wrote no ONNX twin")
     per_class: dict[str, ClassScores] | None = Field(
-        None,
-        description="Test-set precision, recall, f1 and support of each species, by name",
-        examples=[{"Adelie": {"precision": 1.0, "recall": 0.97, "f1": 0.98, "support": 29}}],
+        None, description="Test-set precision, recall, f1 and support of each species, by name"
     )
     report_matches_file: bool = Field(
         description="A report row has this file's sha256 (metrics and metadata describe it)"

@@ -9,10 +9,8 @@ from app.core.config import Settings
 APP_FACTORY = "app.main:create_app"
 # Docker sends SIGKILL 10 s after SIGTERM: finish in-flight requests well before that.
 GRACEFUL_SHUTDOWN_SECONDS = 8
-# The supervisor kills a worker that does not answer its ping in time. A spawned worker
-# imports the whole app (scikit-learn, pandas) first: ~3 s alone, several times that when
-# N workers start at once on a busy machine, and uvicorn's 5 s default then kills and
-# respawns them in a loop.
+# A spawned worker imports scikit-learn and pandas before it answers the supervisor's ping:
+# with uvicorn's 5 s, N workers starting on a busy machine were killed and respawned in a loop.
 WORKER_HEALTHCHECK_TIMEOUT_SECONDS = 60
 
 

@@ -6,12 +6,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from app.catalog import Catalog
-from app.core.config import Settings
 from app.predict import Predictor
-
-
-async def get_settings(request: Request) -> Settings:
-    return request.app.state.settings
 
 
 async def get_catalog(request: Request) -> Catalog:
@@ -22,14 +17,12 @@ async def get_predictor(request: Request) -> Predictor:
     return request.app.state.predictor
 
 
-SettingsDep = Annotated[Settings, Depends(get_settings)]
 CatalogDep = Annotated[Catalog, Depends(get_catalog)]
 PredictorDep = Annotated[Predictor, Depends(get_predictor)]
 
 
 def get_readiness(catalog: CatalogDep, predictor: PredictorDep) -> dict[str, str]:
-    """What /ready and /v2/health/ready check: "ok", or the problem, for each. A plain
-    function: FastAPI runs it in a worker thread, as it touches the disk."""
+    """What /ready and /v2/health/ready check ("ok", or the problem); ``def``: it reads disk."""
     return {
         "models_dir": catalog.registry.files.problem() or "ok",
         "results_dir": predictor.log.problem() or "ok",

@@ -1,7 +1,6 @@
-"""The two runtimes: float64 rows in FEATURES order -> (species codes int64 [N], probabilities
-float64 [N, 3] in SPECIES order, or None). OnnxRuntime runs the trainer's ONNX twin, proven to
-give the pipeline's answers (probabilities within 1e-6); SklearnRuntime, the unpickled
-pipeline's predict and predict_proba."""
+"""The two runtimes: float64 rows in FEATURES order -> (species codes [N], probabilities
+[N, 3] in SPECIES order, or None): the trainer's ONNX twin (proven to give the pipeline's
+answers, probabilities within 1e-6), or the unpickled pipeline's predict and predict_proba."""
 
 from typing import Literal, Protocol
 

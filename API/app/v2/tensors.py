@@ -1,13 +1,10 @@
 """Request tensors to the [N, 7] float64 rows they hold, columns in FEATURES order.
 
-Two layouts: one [N, 7] tensor (named anything but a field), or one [N] tensor per field,
-named after it. Data come as JSON ("data", row-major, flat or nested) or, with Triton's binary
-tensor data extension, as little-endian bytes after the JSON header (its length in
-Inference-Header-Content-Length; each binary input's in its "binary_data_size").
-
-An FP32 or FP16 value is read as the shortest decimal that rounds to it, the number its sender
-printed (39.1, not 39.09999847), so it gets /classify's answer: a tree's split can fall between.
-Request fields and parameters this server does not use are ignored.
+One [N, 7] tensor (named anything but a field), or one [N] tensor per field, named after it;
+as JSON ("data", row-major, flat or nested) or, with Triton's binary tensor data extension, as
+little-endian bytes after the JSON header (Inference-Header-Content-Length; "binary_data_size").
+An FP32 or FP16 value is read as the shortest decimal that rounds to it (39.1, not
+39.09999847), the number its sender printed, so it gets /classify's answer.
 """
 
 import math
@@ -21,19 +18,11 @@ from app.errors import InferenceRequestError
 from penguin_contract import FEATURES
 
 HEADER_LENGTH = "Inference-Header-Content-Length"
-# The datatypes accepted for features, and their little-endian NumPy types.
+# The datatypes accepted for features: NumPy's types (FP is float), little-endian.
+_NAMES = ("FP64", "FP32", "FP16", "INT64", "INT32", "INT16", "INT8")
 DATATYPES = {
-    "FP64": "<f8",
-    "FP32": "<f4",
-    "FP16": "<f2",
-    "INT64": "<i8",
-    "INT32": "<i4",
-    "INT16": "<i2",
-    "INT8": "i1",
-    "UINT64": "<u8",
-    "UINT32": "<u4",
-    "UINT16": "<u2",
-    "UINT8": "u1",
+    name: np.dtype(name.lower().replace("fp", "float")).newbyteorder("<")
+    for name in (*_NAMES, "UINT64", "UINT32", "UINT16", "UINT8")
 }
 
 Parameters = dict[str, str | int | float | bool]
@@ -147,7 +136,7 @@ def _values(tensor: RequestInput) -> np.ndarray:
             f"input {tensor.name!r}: datatype {tensor.datatype!r} is not supported; use one "
             f"of {', '.join(DATATYPES)}"
         )
-    dtype, count = np.dtype(DATATYPES[tensor.datatype]), math.prod(tensor.shape)
+    dtype, count = DATATYPES[tensor.datatype], math.prod(tensor.shape)
     if isinstance(tensor.data, memoryview):
         if len(tensor.data) != count * dtype.itemsize:
             raise InferenceRequestError(

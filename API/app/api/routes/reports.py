@@ -7,7 +7,7 @@ from fastapi import APIRouter, Path, Query
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from app.api.deps import PredictorDep, SettingsDep
+from app.api.deps import CatalogDep, PredictorDep
 from app.errors import APIError
 from app.log_tail import read_tail
 from app.metrics import prediction_counts
@@ -21,15 +21,6 @@ MAX_PNG_BYTES = 4 * 1024 * 1024
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MAX_RECENT = 100
 TAIL_BYTES = 256 * 1024
-
-
-class ConfusionMatrixNotFoundError(APIError):
-    def __init__(self, name: str) -> None:
-        message = (
-            f"No confusion matrix for model {name!r}: the trainer saves one in the report "
-            "directory when it trains the model. GET /models lists the models."
-        )
-        super().__init__(message, 404, "confusion_matrix_not_found")
 
 
 class PredictionResult(BaseModel):
@@ -85,17 +76,19 @@ _NO_MATRIX = {"model": ErrorResponse, "description": "No confusion matrix for th
     summary="A model's test-set confusion matrix",
 )
 def confusion_matrix(
-    name: Annotated[str, Path(examples=["randomforest"])], settings: SettingsDep
+    name: Annotated[str, Path(examples=["randomforest"])], catalog: CatalogDep
 ) -> Response:
     """The PNG the trainer saved for this model in the report directory (404 when absent)."""
     try:
-        path = settings.report_path.parent / confusion_matrix_filename(name)
+        path = catalog.report.json_path.parent / confusion_matrix_filename(name)
         # A regular file only: no symlink (ELOOP), FIFO or file over the size cap.
         png = read_regular_file(path, MAX_PNG_BYTES, follow_symlinks=False)
     except (ValueError, OSError):  # an invalid name, or no such file
-        raise ConfusionMatrixNotFoundError(name) from None
+        png = b""
     if not png.startswith(PNG_SIGNATURE):
-        raise ConfusionMatrixNotFoundError(name)
+        message = f"No confusion matrix for model {name!r}: the trainer saves one in the report "
+        message += "directory when it trains the model. GET /models lists the models."
+        raise APIError(message, 404, "confusion_matrix_not_found")
     return Response(png, media_type="image/png", headers={"Cache-Control": "no-cache"})
 
 
@@ -106,12 +99,12 @@ def confusion_matrix(
     summary="The latest predictions",
 )
 def recent_predictions(
-    settings: SettingsDep,
+    predictor: PredictorDep,
     limit: Annotated[int, Query(ge=1, le=MAX_RECENT)] = 20,
 ) -> dict[str, Any]:
     """The last `limit` lines of predictions.log, newest first, from its last 256 KiB only."""
     try:
-        tail = read_tail(settings.predictions_log_path, limit, TAIL_BYTES)
+        tail = read_tail(predictor.log.path, limit, TAIL_BYTES)
     except OSError:  # a symlink or a FIFO in the log's place, or unreadable
         return {"predictions": [], "skipped": 0, "bytes_read": 0}
     predictions, skipped = [], tail.skipped

@@ -12,8 +12,8 @@ from app.api.deps import CatalogDep, PredictorDep, ReadinessDep
 from app.catalog import Catalog
 from app.errors import (
     InferenceRequestError,
+    ModelNotFoundError,
     ModelUnavailableError,
-    UnknownVersionError,
 )
 from app.models.loading import ServedModel
 from app.rows import check_rows
@@ -120,5 +120,6 @@ def _served_model(catalog: Catalog, name: str, version: str | None) -> ServedMod
 
 def _of_version(model: ServedModel, version: str | None) -> ServedModel:
     if version is not None and version != model.sha256:
-        raise UnknownVersionError(model.name, version, model.sha256)
+        why = f"has no version {version!r}; its only version is {model.sha256}, its sha256"
+        raise ModelNotFoundError(model.name, why)
     return model
