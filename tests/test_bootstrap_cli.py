@@ -106,6 +106,7 @@ def test_all_with_promote_if_better_passes_the_rule_to_the_trainer(env, monkeypa
         train_tree(1)
 
     monkeypatch.setattr(script, "execute_notebook", notebook)
+    monkeypatch.setenv("TRAINER_PROMOTE", "always")  # main() sets it; monkeypatch unsets it
     assert script.main(["--all", "--promote", "if_better"]) == 0
 
     assert "trained: tree; not promoted (kept as candidates): tree" in capsys.readouterr().out

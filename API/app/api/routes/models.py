@@ -7,7 +7,7 @@ from fastapi import APIRouter, Path
 from app.api.deps import CatalogDep, SettingsDep
 from app.api.openapi import MODEL_NOT_FOUND
 from app.history import ModelVersions, model_versions
-from app.schemas import ModelDetail, ModelsResponse
+from app.schemas import ErrorResponse, ModelDetail, ModelsResponse
 
 router = APIRouter(tags=["models"])
 
@@ -33,9 +33,12 @@ def describe_model(
     return catalog.describe(name)
 
 
+_UNREADABLE_HISTORY = {"model": ErrorResponse, "description": "The history file cannot be read"}
+
+
 @router.get(
     "/models/{name}/versions",
-    responses=MODEL_NOT_FOUND,
+    responses={**MODEL_NOT_FOUND, 503: _UNREADABLE_HISTORY},
     summary="A model's versions: promotions, rejections and rollbacks",
 )
 def list_versions(
