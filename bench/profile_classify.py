@@ -234,7 +234,9 @@ async def part_costs(api, model: str, record: dict) -> dict[str, float]:
     features = PenguinFeatures.model_validate(record)
     rows = features.rows()
     labels, probabilities = served.runtime.predict(rows)
-    predictions = Predictions(served.name, served.runtime.name, labels, probabilities)
+    predictions = Predictions(
+        served.name, served.sha256, served.runtime.name, labels, probabilities
+    )
     body = predictions.bodies()[0]
     head = {
         "timestamp": utc_timestamp(),

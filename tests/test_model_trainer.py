@@ -67,8 +67,10 @@ def files_in(directory: Path) -> set[str]:
 
 
 def model_files(*names: str) -> set[str]:
-    """A pickle and its ONNX twin per name (every model these tests train gets one)."""
-    return {f"{name}_model.{extension}" for name in names for extension in ("pkl", "onnx")}
+    """A pickle and its ONNX twin per name (every model these tests train gets one), and the
+    folder of every trained version (tests/test_model_versions.py)."""
+    served = {f"{name}_model.{extension}" for name in names for extension in ("pkl", "onnx")}
+    return served | {"versions"}
 
 
 def report_rows_as_json(report: pd.DataFrame) -> list[dict]:
@@ -167,7 +169,10 @@ def test_no_temporary_files_are_left_behind(trainer, split):
         "model_metrics.pkl.lock",
         "a_confusion_matrix.png",
         "b_confusion_matrix.png",
+        "a_history.jsonl",
+        "b_history.jsonl",
     }
+    assert files_in(trainer.models_dir / "versions") == {"a", "b"}
 
 
 def train_several(models_dir: str, report_path: str, names: list[str], start) -> None:

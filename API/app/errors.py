@@ -50,6 +50,14 @@ class ModelUnavailableError(APIError):
         )
 
 
+class HistoryUnavailableError(APIError):
+    """A model's history file exists but cannot be read (not a regular file, too large...)."""
+
+    def __init__(self, filename: str, reason: str) -> None:
+        message = f"The version history {filename} cannot be read ({reason})."
+        super().__init__(message, 503, "history_unavailable")
+
+
 class PredictionLogError(APIError):
     """The prediction could not be appended to predictions.log, so it is not returned."""
 

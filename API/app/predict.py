@@ -33,6 +33,7 @@ class Predictions:
     """A request's answers: species codes [N] and probabilities [N, 3] in SPECIES order."""
 
     model: str
+    version: str
     runtime: RuntimeName
     species_ids: np.ndarray
     probabilities: np.ndarray | None
@@ -45,7 +46,7 @@ class Predictions:
             rows = [
                 dict(zip(_SPECIES_NAMES, row, strict=True)) for row in self.probabilities.tolist()
             ]
-        body = {"model": self.model, "runtime": self.runtime}
+        body = {"model": self.model, "model_version": self.version, "runtime": self.runtime}
         return [
             {**body, "species_id": code, "species_name": SPECIES[code], "probabilities": row}
             for code, row in zip(codes, rows, strict=True)
@@ -93,7 +94,9 @@ class Predictor:
         labels, probabilities = model.runtime.predict(rows)
         if probabilities is not None and not np.isfinite(probabilities).all():
             raise ModelUnavailableError(model.name, "it returned probabilities that are not finite")
-        predictions = Predictions(model.name, model.runtime.name, labels, probabilities)
+        predictions = Predictions(
+            model.name, model.sha256, model.runtime.name, labels, probabilities
+        )
         latency_ms = round((time.perf_counter() - started) * 1000, 3)
         head = {
             "timestamp": utc_timestamp(),

@@ -178,6 +178,7 @@ class ModelDetail(ModelSummary):
 
 class Prediction(BaseModel):
     model: str = Field(description="The model that answered ('best' is resolved to its name)")
+    model_version: str = Field(description="SHA-256 of its pickle (GET /models/{name}/versions)")
     species_id: int = Field(description="1 Adelie, 2 Chinstrap, 3 Gentoo")
     species_name: SpeciesName
     probabilities: dict[str, float] | None = Field(

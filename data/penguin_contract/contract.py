@@ -111,6 +111,24 @@ def model_name_from_filename(filename: str) -> str | None:
     return name if name == stem else None
 
 
+# --- Versions ({models_dir}/versions/{name}/{sha256}/) and their history -----------------
+
+# Every training is kept as a version in this folder of the models directory, which the API
+# does not serve: '{models_dir}/versions/{name}/{sha256 of the pickle}/'.
+VERSIONS_DIRNAME = "versions"
+# One JSON line per decision about a model's versions, in the report directory.
+HISTORY_SUFFIX = "_history.jsonl"
+# train_and_save(promote=...): "always" serves every new version; "if_better" only one whose
+# test_f1 is at least the served version's on the same test split.
+PROMOTION_RULES: tuple[str, ...] = ("always", "if_better")
+DECISIONS: tuple[str, ...] = ("promoted", "rejected", "rolled_back")
+
+
+def history_filename(name: str) -> str:
+    """File name of a model's history in the report directory: '{name}_history.jsonl'."""
+    return f"{normalize_model_name(name)}{HISTORY_SUFFIX}"
+
+
 # --- Report (model_metrics.pkl: a pickled pandas DataFrame, one row per model) ---------
 
 METRIC_COLUMNS: tuple[str, ...] = (

@@ -27,6 +27,7 @@ OPERATIONS = [
     "HEAD /ready",
     "GET /metrics",
     "GET /models/{name}/confusion-matrix",
+    "GET /models/{name}/versions",
     "GET /predictions/recent",
     "GET /predictions/stats",
 ]

@@ -90,7 +90,7 @@ def test_a_log_that_cannot_be_written_returns_and_counts_nothing(settings):
 
 
 def _lines(labels, probabilities, batch: bool) -> list[dict]:
-    predictions = Predictions("randomforest", "onnx", np.array(labels), probabilities)
+    predictions = Predictions("randomforest", "0" * 64, "onnx", np.array(labels), probabilities)
     head = {
         "timestamp": "2026-11-26T14:17:45.123+00:00",
         "request_id": "req-%1",

@@ -415,10 +415,21 @@ def test_edits_models_and_log_survive_down_and_up(stack: ComposeStack) -> None:
     note = f"student note {secrets.token_hex(4)}"
     stack.exec("jupyter", "sh", "-c", f"echo '{note}' > /app/notebooks/e2e_note.md")
     log_before = stack.exec("api", "cat", "/app/results/predictions.log").stdout
+    with stack.api() as api:
+        history_before = api.get("/models/svm/versions").json()
+    assert history_before["versions"][-1]["decision"] == "promoted"  # the first start's
 
     stack.compose("down")
     stack.compose("up", "-d", timeout=420)
     stack.wait_until_healthy()
+
+    with stack.api() as api:  # issue 20: the history is in the volumes, not in a container
+        assert api.get("/models/svm/versions").json() == history_before
+    served = history_before["served_version"]
+    terminal = stack.exec(
+        "jupyter", "python", "/opt/penguin/bootstrap_models.py", "--history", "svm"
+    )
+    assert terminal.stdout.splitlines()[0].split()[1:3] == [served[:12], "served"]
 
     assert stack.exec("jupyter", "cat", "/app/notebooks/e2e_note.md").stdout.strip() == note
     assert set(listed_models(stack)) >= BOOTSTRAP_MODELS

@@ -5,6 +5,8 @@ Every test blocks requests to other origins and fails on any it sees, and on con
 The screenshots land in $SCREENSHOTS_DIR, by default docs/img/ (ui-*.png).
 """
 
+import contextlib
+import io
 import re
 import time
 from collections import Counter
@@ -15,10 +17,12 @@ from playwright.sync_api import Browser, Page, expect
 from sklearn.ensemble import GradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.neighbors import KNeighborsClassifier
+from sklearn.preprocessing import StandardScaler
+from sklearn.svm import SVC
 from support import web_page
 from support.browser import new_page, save_screenshot
 from support.live_server import LiveServer, live_server
-from support.models import ModelStore
+from support.models import ModelStore, penguin_split
 
 from penguin_contract import model_filename
 
@@ -210,3 +214,28 @@ def test_phone_width_is_usable(api: LiveServer, browser: Browser) -> None:
             phone.evaluate("window.scrollTo(0, 0)")
             save_screenshot(phone, "ui-movil.png")
         watch.assert_clean()
+
+
+def test_answers_show_their_version_and_the_model_detail_shows_the_history(
+    api: LiveServer, page: Page, model_store: ModelStore
+) -> None:
+    """Issue 20: a rejected svm candidate is in the table, below the served version."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        model_store.trainer().train_and_save(
+            "svm", SVC(C=0.001), *penguin_split(), scaler=StandardScaler(), promote="if_better"
+        )
+    versions = httpx.get(f"{api.base_url}/models/svm/versions", timeout=30).json()
+    served = versions["served_version"]
+    with web_page.open_web_page(page, api.base_url) as watch:
+        web_page.classify_real_bird(page, "Gentoo")
+        card = web_page.answer_card(page, "svm")
+        expect(card.locator(".version")).to_have_text(f"Versión {served[:12]}")
+        row = web_page.model_row(page, "svm")
+        row.locator("summary").click()
+        entries = row.locator("table.history tbody tr")
+        expect(entries).to_have_count(2)
+        expect(entries.nth(0)).to_contain_text("Rechazada")
+        expect(entries.nth(0)).not_to_contain_text("servida")
+        expect(entries.nth(1)).to_contain_text("Promovida")
+        expect(row.locator(f'tr.served[data-version="{served}"]')).to_contain_text("✔ servida")
+    watch.assert_clean()

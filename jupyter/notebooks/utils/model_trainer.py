@@ -17,9 +17,15 @@
 - ``report_json_path(report_path)`` (``model_metrics.json``): the same rows as a JSON list of
   objects, so that a reader never needs to unpickle anything to list models.
 
-Every file is written atomically (temporary file + ``os.replace``), and the report's
-read-modify-write holds a file lock, so concurrent trainers lose no row. A stale ONNX twin is
-removed before the new pickle is written, so an old twin never sits beside a new pickle.
+Every training is first kept as a version (``utils.versions``: its pickle, twin, matrix and
+row under ``{models_dir}/versions/{name}/{sha256}/``); the promotion rule (``promote``:
+"always" or "if_better") decides whether it becomes the served files above, and the decision
+goes to ``{report_dir}/{name}_history.jsonl``. ``rollback`` serves an earlier version again.
+
+Every file is written atomically (temporary file + ``os.replace``), and everything from the
+version's files to the history is done holding the report's file lock, so concurrent trainers
+lose no row, version or history line. A stale ONNX twin is removed before the new pickle is
+written, so an old twin never sits beside a new pickle.
 """
 
 import hashlib
@@ -50,6 +56,7 @@ from sklearn.pipeline import Pipeline
 from penguin_contract import (
     FEATURES,
     METRIC_COLUMNS,
+    PROMOTION_RULES,
     REPORT_COLUMNS,
     SPECIES,
     atomic_write_bytes,
@@ -61,10 +68,12 @@ from penguin_contract import (
 )
 
 from .onnx_export import OnnxTwin, export_onnx_twin
+from .versions import VersionFiles, VersionStore, previously_served
 
 DEFAULT_MODELS_DIR = "/app/models"
 DEFAULT_REPORT_PATH = "/app/report/model_metrics.pkl"
 REPORT_LOCK_TIMEOUT_S = 120
+DEFAULT_KEEP_VERSIONS = 5
 
 SPECIES_CODES = list(SPECIES)
 SPECIES_NAMES = list(SPECIES.values())
@@ -75,17 +84,24 @@ class ReportError(RuntimeError):
 
 
 class ModelTrainer:
-    """Fit, evaluate and save penguin classifiers; keep one report row per model."""
+    """Fit, evaluate and save penguin classifiers; keep every version and one report row per
+    served model."""
 
     def __init__(
         self,
         models_dir: str | Path | None = None,
         report_path: str | Path | None = None,
+        keep_versions: int = DEFAULT_KEEP_VERSIONS,
+        promote: str | None = None,
     ) -> None:
         self.models_dir = Path(models_dir or os.environ.get("MODELS_DIR") or DEFAULT_MODELS_DIR)
         self.report_path = Path(report_path or os.environ.get("REPORT_PATH") or DEFAULT_REPORT_PATH)
+        self.keep_versions = keep_versions  # non-served versions kept per model
+        # The default rule of train_and_save; bootstrap_models.py --promote sets TRAINER_PROMOTE.
+        self.promote = promotion_rule(promote or os.environ.get("TRAINER_PROMOTE") or "always")
         self.models_dir.mkdir(parents=True, exist_ok=True)
         self.report_path.parent.mkdir(parents=True, exist_ok=True)
+        self.versions = VersionStore(self.models_dir, self.report_dir)
 
     @property
     def report_dir(self) -> Path:
@@ -100,8 +116,10 @@ class ModelTrainer:
         y_train,
         y_test,
         scaler: BaseEstimator | None = None,
+        promote: str | None = None,
     ) -> dict[str, Any]:
-        """Fit ``[scaler,] estimator`` on the training split, evaluate it, save everything.
+        """Fit ``[scaler,] estimator`` on the training split, evaluate it, keep it as a version
+        and serve it if the promotion rule says so.
 
         ``name`` is lower-cased and validated by the contract (``ValueError`` for names that
         could escape the models directory, and for the reserved ``best``) before any work.
@@ -110,9 +128,14 @@ class ModelTrainer:
         ``y_*`` are species codes. ``estimator`` and ``scaler`` are cloned: the caller's
         objects stay unfitted and can be reused.
 
-        Returns the metrics, the metadata stored in the report row and the paths written.
+        ``promote`` (default: the trainer's ``promote``, "always") is "always", or "if_better":
+        serve the new version only if its test_f1 is at least the served version's, scored
+        again on this same test split. Either way the decision goes to the model's history.
+
+        Returns the metrics, the metadata stored in the report row, the decision and the paths.
         """
         name = normalize_model_name(name)
+        rule = promotion_rule(promote or self.promote)
         X_train, X_test = feature_matrix(X_train), feature_matrix(X_test)
         y_train, y_test = species_codes(y_train), species_codes(y_test)
         read_report(self.report_path)  # fail before writing anything if the report is unreadable
@@ -120,28 +143,81 @@ class ModelTrainer:
         pipeline = build_pipeline(estimator, scaler).fit(X_train, y_train)
         y_pred = pipeline.predict(X_test)
         metrics = evaluate(pipeline, X_train, y_train, y_test, y_pred)
-        png_path = self._report_test_results(name, y_test, y_pred)
+        png = self._report_test_results(name, y_test, y_pred)
         pickle_bytes = pickled(pipeline)
         twin = export_onnx_twin(pipeline, pickle_bytes, X_train, X_test)
-        model_path, onnx_path = self._save_model_files(name, pickle_bytes, twin)
         row = {
             "model": name,
             **metrics,
             **metadata(pipeline, pickle_bytes, twin),
             "per_class": json.dumps(per_class_report(y_test, y_pred)),
         }
-        self._upsert_report_row(row)
-        print(saved_message(model_path, twin, self.report_path))
+        with self._report_lock():
+            folder = self.versions.save(
+                name, VersionFiles(pickle_bytes, twin.model_bytes, png, row)
+            )
+            entry = self._decide(name, rule, row, (X_train, X_test, y_train, y_test))
+            if entry["decision"] == "promoted":
+                self._serve(name, row["sha256"])
+            self._record(name, entry)
+        model_path, onnx_path = self.models_dir / model_filename(name), None
+        if twin.model_bytes is not None:
+            onnx_path = self.models_dir / onnx_filename(name)
+        print(decision_message(entry, saved_message(model_path, twin, self.report_path), folder))
         return {
             **row,
+            **{key: entry[key] for key in ("decision", "reason", "previous_version")},
+            "previous_metrics": entry["previous_metrics"],
+            "version": row["sha256"],
+            "version_path": str(folder),
             "model_path": str(model_path),
             "onnx_path": None if onnx_path is None else str(onnx_path),
             "report_path": str(self.report_path),
-            "confusion_matrix_path": str(png_path),
+            "confusion_matrix_path": str(self.report_dir / confusion_matrix_filename(name)),
         }
 
-    def _report_test_results(self, name: str, y_test, y_pred) -> Path:
-        """Print the classification report; save and show the confusion matrix."""
+    def rollback(self, name: str, version: str | None = None) -> dict[str, Any]:
+        """Serve the version served before the current one again, or ``version`` (its sha256,
+        or 7+ of its first characters): its pickle, twin, matrix and report row, exactly as
+        they were. The event goes to the history, which is returned. ``ValueError`` if there
+        is no such kept version."""
+        name = normalize_model_name(name)
+        with self._report_lock():
+            served = self.served_version(name)
+            if version is None:
+                version = previously_served(self.versions.history(name), served)
+                if version is None:
+                    raise ValueError(f"{name!r} has no previously served version to go back to")
+            target = self.versions.resolve(name, version)
+            if target == served:
+                raise ValueError(f"version {target[:12]} of {name!r} is already the served one")
+            restored = self.versions.load(name, target).row
+            previous = None
+            if served in self.versions.kept(name):
+                previous = metrics_of(self.versions.load(name, served).row)
+            self._serve(name, target)
+            reason = f"rollback requested; it replaced {served[:12] if served else 'no version'}"
+            entry = history_entry(restored, "rolled_back", None, reason, served, previous)
+            self._record(name, entry)
+        print(f"{name}: version {target[:12]} is served again ({reason})")
+        return entry
+
+    def history(self, name: str) -> list[dict[str, Any]]:
+        """The decisions about a model's versions, newest first, each marked served or not."""
+        name = normalize_model_name(name)
+        served = self.served_version(name)
+        entries = reversed(self.versions.history(name))
+        return [{**entry, "served": entry.get("version") == served} for entry in entries]
+
+    def served_version(self, name: str) -> str | None:
+        """The sha256 of the served pickle, or None when nothing is served."""
+        try:
+            return hashlib.sha256((self.models_dir / model_filename(name)).read_bytes()).hexdigest()
+        except FileNotFoundError:
+            return None
+
+    def _report_test_results(self, name: str, y_test, y_pred) -> bytes:
+        """Print the classification report; show and return the confusion matrix PNG."""
         print(f"Model: {name}")
         print(
             classification_report(
@@ -149,42 +225,101 @@ class ModelTrainer:
             )
         )
         png = confusion_matrix_png(name, y_test, y_pred)
-        png_path = self.report_dir / confusion_matrix_filename(name)
-        atomic_write_bytes(png_path, png)
         show_in_notebook(png)
-        return png_path
+        return png
 
-    def _save_model_files(
-        self, name: str, pickle_bytes: bytes, twin: OnnxTwin
-    ) -> tuple[Path, Path | None]:
-        """Write the pickle, then its twin if there is one; return both paths.
+    def _decide(self, name: str, rule: str, row: dict[str, Any], split) -> dict[str, Any]:
+        """The history entry of a new version: promoted or rejected, why, and the served
+        version's metrics scored again on the same split (None if it cannot be scored)."""
+        served = self.served_version(name)
+        if served is None:
+            return history_entry(row, "promoted", rule, "no version was served", None, None)
+        try:
+            previous_metrics = self._score_served(name, *split)
+        except Exception as error:  # a broken served file is replaced whatever the rule
+            reason = f"the served version cannot be scored ({type(error).__name__}: {error})"
+            return history_entry(row, "promoted", rule, reason, served, None)
+        new, old = row["test_f1"], previous_metrics["test_f1"]
+        comparison = f"test_f1 {new:.4f} {'>=' if new >= old else '<'} {old:.4f} of the served"
+        reason = f"{comparison} version on the same test split"
+        if rule == "always":
+            reason = f"rule 'always' ({reason})"
+        decision = "promoted" if rule == "always" or new >= old else "rejected"
+        return history_entry(row, decision, rule, reason, served, previous_metrics)
 
-        The previous twin goes first: a reader never finds an old twin beside a new pickle
-        (the API also checks the twin's recorded pickle sha256).
-        """
-        model_path = self.models_dir / model_filename(name)
+    def _score_served(self, name: str, X_train, X_test, y_train, y_test) -> dict[str, float]:
+        """The served pipeline's metrics on this split (the trainer trusts its own pickles)."""
+        served = joblib.load(self.models_dir / model_filename(name))
+        return evaluate(served, X_train, y_train, y_test, served.predict(X_test))
+
+    def _serve(self, name: str, version: str) -> None:
+        """Make a kept version the served one: its twin goes first (a reader never finds an
+        old twin beside a new pickle), then the pickle, the twin, the matrix and the row."""
+        files = self.versions.load(name, version)
         onnx_path = self.models_dir / onnx_filename(name)
         onnx_path.unlink(missing_ok=True)
-        atomic_write_bytes(model_path, pickle_bytes)
-        if twin.model_bytes is None:
-            return model_path, None
-        atomic_write_bytes(onnx_path, twin.model_bytes)
-        return model_path, onnx_path
+        atomic_write_bytes(self.models_dir / model_filename(name), files.pickle)
+        if files.onnx is not None:
+            atomic_write_bytes(onnx_path, files.onnx)
+        atomic_write_bytes(self.report_dir / confusion_matrix_filename(name), files.png)
+        self._write_report_row(files.row)
+
+    def _record(self, name: str, entry: dict[str, Any]) -> None:
+        """Add the entry to the history and drop the oldest versions beyond keep_versions."""
+        self.versions.record(name, entry)
+        self.versions.prune(name, self.keep_versions, self.served_version(name))
 
     def read_report(self) -> pd.DataFrame:
         """The report as a DataFrame (empty, with REPORT_COLUMNS, if there is none yet)."""
         return read_report(self.report_path)
 
-    def _upsert_report_row(self, row: dict[str, Any]) -> None:
-        with FileLock(f"{self.report_path}.lock", timeout=REPORT_LOCK_TIMEOUT_S):
-            report = read_report(self.report_path)
-            others = report[report["model"] != row["model"]].to_dict("records")
-            updated = pd.DataFrame([*others, row], columns=report_columns(report))
-            updated = updated.sort_values("model", ignore_index=True)
-            buffer = io.BytesIO()
-            updated.to_pickle(buffer)
-            atomic_write_bytes(self.report_path, buffer.getvalue())
-            atomic_write_bytes(report_json_path(self.report_path), report_json(updated))
+    def _report_lock(self) -> FileLock:
+        return FileLock(f"{self.report_path}.lock", timeout=REPORT_LOCK_TIMEOUT_S)
+
+    def _write_report_row(self, row: dict[str, Any]) -> None:
+        """Replace the model's row in both reports. The caller holds the report lock."""
+        report = read_report(self.report_path)
+        others = report[report["model"] != row["model"]].to_dict("records")
+        updated = pd.DataFrame([*others, row], columns=report_columns(report))
+        updated = updated.sort_values("model", ignore_index=True)
+        buffer = io.BytesIO()
+        updated.to_pickle(buffer)
+        atomic_write_bytes(self.report_path, buffer.getvalue())
+        atomic_write_bytes(report_json_path(self.report_path), report_json(updated))
+
+
+def promotion_rule(rule: str) -> str:
+    if rule not in PROMOTION_RULES:
+        raise ValueError(f"promote must be one of {', '.join(PROMOTION_RULES)}; got {rule!r}")
+    return rule
+
+
+def history_entry(
+    row: dict[str, Any],
+    decision: str,
+    rule: str | None,
+    reason: str,
+    previous_version: str | None,
+    previous_metrics: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """One line of the history: when, which version, what was decided and why, and the
+    metrics of both versions (the one served before: None when there was none)."""
+    return {
+        "decided_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "version": row["sha256"],
+        "decision": decision,
+        "rule": rule,
+        "reason": reason,
+        "trained_at": row.get("trained_at"),
+        "estimator": row.get("estimator"),
+        "metrics": metrics_of(row),
+        "previous_version": previous_version,
+        "previous_metrics": None if previous_metrics is None else metrics_of(previous_metrics),
+    }
+
+
+def metrics_of(row: dict[str, Any]) -> dict[str, float | None]:
+    return {column: row.get(column) for column in METRIC_COLUMNS}
 
 
 def pickled(pipeline: Pipeline) -> bytes:
@@ -197,6 +332,14 @@ def saved_message(model_path: Path, twin: OnnxTwin, report_path: Path) -> str:
     if twin.model_bytes is None:
         return f"Saved {model_path} and its row in {report_path} (no ONNX twin: {twin.reason})"
     return f"Saved {model_path}, its ONNX twin and its row in {report_path}"
+
+
+def decision_message(entry: dict[str, Any], saved: str, folder: Path) -> str:
+    """What train_and_save prints: where it saved the version, and the rule's decision."""
+    version = entry["version"][:12]
+    if entry["decision"] == "rejected":
+        return f"Kept version {version} in {folder}, not served: {entry['reason']}"
+    return f"{saved}; version {version} promoted: {entry['reason']}"
 
 
 def feature_matrix(X) -> np.ndarray:

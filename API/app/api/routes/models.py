@@ -1,12 +1,13 @@
-"""GET /models and GET /models/{name}."""
+"""GET /models, GET /models/{name} and GET /models/{name}/versions."""
 
 from typing import Annotated
 
 from fastapi import APIRouter, Path
 
-from app.api.deps import CatalogDep
+from app.api.deps import CatalogDep, SettingsDep
 from app.api.openapi import MODEL_NOT_FOUND
-from app.schemas import ModelDetail, ModelsResponse
+from app.history import ModelVersions, model_versions
+from app.schemas import ErrorResponse, ModelDetail, ModelsResponse
 
 router = APIRouter(tags=["models"])
 
@@ -30,3 +31,25 @@ def describe_model(
     """Metrics, training metadata, sha256 of the served file, status and runtime ('best'
     resolves). Metrics and metadata come only from a report row with this file's sha256."""
     return catalog.describe(name)
+
+
+_UNREADABLE_HISTORY = {"model": ErrorResponse, "description": "The history file cannot be read"}
+
+
+@router.get(
+    "/models/{name}/versions",
+    responses={**MODEL_NOT_FOUND, 503: _UNREADABLE_HISTORY},
+    summary="A model's versions: promotions, rejections and rollbacks",
+)
+def list_versions(
+    name: Annotated[str, Path(examples=["randomforest", "best"])],
+    catalog: CatalogDep,
+    settings: SettingsDep,
+) -> ModelVersions:
+    """The trainer's history of this model, newest first: each trained version, whether the
+    promotion rule served it or rejected it and why, with the metrics of the version served
+    before on the same test split, and every rollback. `served` marks the version whose
+    pickle is served now. Read from `{name}_history.jsonl` in the report directory (JSON
+    only: it works with ALLOW_PICKLE=false); 404 when there is no such model file."""
+    model = catalog.find(name)
+    return model_versions(settings.report_path.parent, model.name, model.sha256)

@@ -281,6 +281,15 @@
       return card;
     }
     card.append(el("p", { className: "species", text: answer.body.species_name }));
+    if (answer.body.model_version) {
+      card.append(
+        el("p", {
+          className: "version mono",
+          title: `Versión (SHA-256 del pickle): ${answer.body.model_version}`,
+          text: `Versión ${answer.body.model_version.slice(0, 12)}`,
+        })
+      );
+    }
     if (!unanimous) {
       const verdict = disagrees ? "No coincide con la mayoría" : "Coincide con la mayoría";
       card.append(el("p", { className: "verdict", text: verdict }));
@@ -442,10 +451,12 @@
     const name = row.model.name;
     row.shown = version;
     let detail = null;
+    let versions = null;
     try {
       detail = await getJSON(`/models/${encodeURIComponent(name)}`);
+      versions = await getJSON(`/models/${encodeURIComponent(name)}/versions`);
     } catch (error) {
-      detail = { error: error.message };
+      detail = detail || { error: error.message };
     }
     if (row.version !== version) return; // a newer listing arrived meanwhile
     const image = el("img", {
@@ -466,6 +477,34 @@
       missing.hidden = false;
     });
     row.body.replaceChildren(el("figure", {}, image, missing), detailList(detail));
+    if (versions) row.body.append(historyTable(versions));
+  }
+
+  const DECISION_LABELS = { promoted: "Promovida", rejected: "Rechazada", rolled_back: "Vuelta atrás" };
+
+  // GET /models/{name}/versions: the trainer's decisions, newest first; the served one marked.
+  function historyTable(history) {
+    const caption = el("caption", { text: "Historial de versiones (la más reciente arriba)" });
+    if (!history.versions.length) {
+      return el("p", { className: "muted", text: "Este modelo no tiene historial de versiones." });
+    }
+    const headings = ["Versión", "Servida", "Decisión", "Motivo", "Fecha", "Estimador", "test_f1", "test_f1 anterior"];
+    const head = el("tr", {}, ...headings.map((text) => el("th", { scope: "col", text })));
+    const body = history.versions.map((entry) =>
+      el(
+        "tr",
+        { className: entry.served ? "served" : "", "data-version": entry.version },
+        el("td", { className: "mono", title: entry.version, text: entry.version.slice(0, 12) }),
+        el("td", { text: entry.served ? "✔ servida" : "" }),
+        el("td", { text: DECISION_LABELS[entry.decision] || entry.decision }),
+        el("td", { text: entry.reason }),
+        el("td", { text: formatDate(entry.decided_at) }),
+        el("td", { text: orDash(entry.estimator) }),
+        el("td", { text: formatMetric(entry.metrics.test_f1) }),
+        el("td", { text: formatMetric(entry.previous_metrics && entry.previous_metrics.test_f1) })
+      )
+    );
+    return el("table", { className: "history" }, caption, el("thead", {}, head), el("tbody", {}, ...body));
   }
 
   function hash(text) {
