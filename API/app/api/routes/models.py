@@ -4,7 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path
 
-from app.api.deps import CatalogDep, SettingsDep
+from app.api.deps import CatalogDep
 from app.api.openapi import MODEL_NOT_FOUND
 from app.history import ModelVersions, model_versions
 from app.schemas import ErrorResponse, ModelDetail, ModelsResponse
@@ -44,7 +44,6 @@ _UNREADABLE_HISTORY = {"model": ErrorResponse, "description": "The history file 
 def list_versions(
     name: Annotated[str, Path(examples=["randomforest", "best"])],
     catalog: CatalogDep,
-    settings: SettingsDep,
 ) -> ModelVersions:
     """The trainer's history of this model, newest first: each trained version, whether the
     promotion rule served it or rejected it and why, with the metrics of the version served
@@ -52,4 +51,4 @@ def list_versions(
     pickle is served now. Read from `{name}_history.jsonl` in the report directory (JSON
     only: it works with ALLOW_PICKLE=false); 404 when there is no such model file."""
     model = catalog.find(name)
-    return model_versions(settings.report_path.parent, model.name, model.sha256)
+    return model_versions(catalog.report.json_path.parent, model.name, model.sha256)
