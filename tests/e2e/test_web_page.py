@@ -229,7 +229,7 @@ def test_answers_show_their_version_and_the_model_detail_shows_the_history(
     with web_page.open_web_page(page, api.base_url) as watch:
         web_page.classify_real_bird(page, "Gentoo")
         card = web_page.answer_card(page, "svm")
-        expect(card.locator(".version")).to_have_text(f"Versión {served[:12]}")
+        expect(card.locator(".model-version")).to_have_text(f"Versión {served[:12]}")
         row = web_page.model_row(page, "svm")
         row.locator("summary").click()
         entries = row.locator("table.history tbody tr")

@@ -284,7 +284,7 @@
     if (answer.body.model_version) {
       card.append(
         el("p", {
-          className: "version mono",
+          className: "model-version mono",
           title: `Versión (SHA-256 del pickle): ${answer.body.model_version}`,
           text: `Versión ${answer.body.model_version.slice(0, 12)}`,
         })
