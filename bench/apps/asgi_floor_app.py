@@ -7,7 +7,9 @@ FastAPI floor's, byte for byte.
 """
 
 CONSTANT_ANSWER = (
-    b'{"model":"svm","species_id":1,"species_name":"Adelie","probabilities":null,"runtime":"onnx"}'
+    b'{"model":"svm","model_version":"'
+    + b"0" * 64
+    + b'","species_id":1,"species_name":"Adelie","probabilities":null,"runtime":"onnx"}'
 )
 RESPONSE_START = {
     "type": "http.response.start",

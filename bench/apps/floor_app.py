@@ -7,7 +7,7 @@ default JSON handling. It returns a prediction built once at import, so its req/
 plain FastAPI costs for this request model on this machine, with no model, log, metrics or
 middleware. Served by the same uvicorn + uvloop + httptools stack as the API.
 
-``sync_app`` is the same route as a plain ``def`` (the API's routes are ``def``): FastAPI runs
+``sync_app`` is the same route as a plain ``def`` (as the API's batch route is): FastAPI runs
 it, and the validation of what it returns, in a worker thread. It is not the floor; bench/run.py
 shows it on an `info` row, to tell what those two hops cost over HTTP.
 """
@@ -18,7 +18,12 @@ from app.schemas import PenguinFeatures, Prediction
 
 # What the API answers for the README's Adelie with svm (no predict_proba).
 PREBUILT = Prediction(
-    model="svm", species_id=1, species_name="Adelie", probabilities=None, runtime="onnx"
+    model="svm",
+    model_version="0" * 64,
+    species_id=1,
+    species_name="Adelie",
+    probabilities=None,
+    runtime="onnx",
 )
 
 app = FastAPI()
